@@ -1,0 +1,253 @@
+use super::*;
+
+fn node(name: &str, addr: &str) -> Node {
+    Node {
+        name: name.into(),
+        address: addr.into(),
+        datacenter: "dc1".into(),
+        tagged_addresses: Default::default(),
+        meta: Default::default(),
+    }
+}
+
+fn service(id: &str, name: &str, tags: &[&str], port: u16) -> Service {
+    Service {
+        id: id.into(),
+        name: name.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        address: String::new(),
+        port,
+        meta: Default::default(),
+        weights: Weights::default(),
+        enable_tag_override: false,
+    }
+}
+
+fn check(id: &str, service_id: &str, status: Health) -> Check {
+    Check {
+        id: id.into(),
+        name: id.into(),
+        status,
+        notes: String::new(),
+        output: String::new(),
+        service_id: service_id.into(),
+        definition: CheckDefinition::default(),
+    }
+}
+
+fn reg(n: Node, s: Option<Service>, checks: Vec<Check>) -> Command {
+    Command::one(Change::Register(Registration { node: n, service: s, checks }))
+}
+
+fn names(cat: &Catalog, svc: &str, tag: Option<&str>, f: HealthFilter) -> Vec<String> {
+    let mut v: Vec<String> =
+        cat.instances(svc, tag, f).map(|i| format!("{}/{}", i.node.node.name, i.service.service.id)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn register_service_is_found_by_name_case_insensitively() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web", "Web", &["rails"], 80)), vec![])).unwrap();
+    assert_eq!(names(&c, "web", None, HealthFilter::All), ["n1/web"]);
+    assert_eq!(names(&c, "WEB", None, HealthFilter::All), ["n1/web"]);
+    assert_eq!(names(&c, "web", Some("RAILS"), HealthFilter::All), ["n1/web"]);
+    assert!(names(&c, "web", Some("other"), HealthFilter::All).is_empty());
+    assert_eq!(c.index(), 1);
+    assert_eq!(c.service_index("web"), 1);
+    assert!(c.node("N1").is_some());
+}
+
+#[test]
+fn empty_service_id_defaults_to_name() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("", "db", &[], 5432)), vec![])).unwrap();
+    assert_eq!(names(&c, "db", None, HealthFilter::All), ["n1/db"]);
+}
+
+#[test]
+fn critical_check_hides_instance_unless_all_requested() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web1", "web", &[], 80)), vec![])).unwrap();
+    c.apply(2, &reg(node("n2", "10.0.0.2"), Some(service("web2", "web", &[], 80)), vec![])).unwrap();
+    c.apply(3, &reg(node("n2", "10.0.0.2"), None, vec![check("c", "web2", Health::Critical)])).unwrap();
+    assert_eq!(names(&c, "web", None, HealthFilter::NotCritical), ["n1/web1"]);
+    assert_eq!(names(&c, "web", None, HealthFilter::All), ["n1/web1", "n2/web2"]);
+    assert_eq!(c.service_index("web"), 3, "a check change bumps its service's index");
+}
+
+#[test]
+fn node_check_affects_every_service_on_the_node_and_warning_only_drops_with_passing_filter() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("a", "a", &[], 1)), vec![])).unwrap();
+    c.apply(2, &reg(node("n1", "10.0.0.1"), Some(service("b", "b", &[], 2)), vec![])).unwrap();
+    c.apply(3, &reg(node("n1", "10.0.0.1"), None, vec![check("serfHealth", "", Health::Warning)])).unwrap();
+    assert_eq!(names(&c, "a", None, HealthFilter::NotCritical), ["n1/a"]);
+    assert!(names(&c, "a", None, HealthFilter::Passing).is_empty());
+    assert!(names(&c, "b", None, HealthFilter::Passing).is_empty());
+}
+
+#[test]
+fn check_for_unknown_service_is_refused_and_changes_nothing() {
+    let mut c = Catalog::new();
+    let cmd = Command {
+        changes: vec![
+            Change::Register(Registration { node: node("n1", "10.0.0.1"), service: None, checks: vec![] }),
+            Change::Register(Registration {
+                node: node("n1", "10.0.0.1"),
+                service: None,
+                checks: vec![check("c", "nosuch", Health::Passing)],
+            }),
+        ],
+    };
+    let err = c.apply(1, &cmd).unwrap_err();
+    assert!(matches!(err, ApplyError::UnknownService { .. }), "{err}");
+    assert!(c.node("n1").is_none(), "the first change of a refused command is not applied");
+}
+
+#[test]
+fn check_may_refer_to_service_registered_earlier_in_the_same_command() {
+    let mut c = Catalog::new();
+    let cmd = Command {
+        changes: vec![
+            Change::Register(Registration {
+                node: node("n1", "10.0.0.1"),
+                service: Some(service("web", "web", &[], 80)),
+                checks: vec![],
+            }),
+            Change::Register(Registration {
+                node: node("n1", "10.0.0.1"),
+                service: None,
+                checks: vec![check("c", "web", Health::Critical)],
+            }),
+        ],
+    };
+    c.apply(1, &cmd).unwrap();
+    assert!(names(&c, "web", None, HealthFilter::NotCritical).is_empty());
+}
+
+#[test]
+fn deregistering_service_removes_its_checks_and_index_entry() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web", "web", &[], 80)), vec![check("c", "web", Health::Critical)]))
+        .unwrap();
+    let d = Deregistration { node: "n1".into(), service_id: Some("web".into()), check_id: None };
+    c.apply(2, &Command::one(Change::Deregister(d))).unwrap();
+    assert!(!c.has_service("web"));
+    assert!(c.node("n1").unwrap().checks.is_empty());
+    assert_eq!(c.service_names().count(), 0);
+}
+
+#[test]
+fn deregistering_node_removes_everything_and_ptr_entries() {
+    let mut c = Catalog::new();
+    let mut s = service("web", "web", &[], 80);
+    s.address = "10.9.9.9".into();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(s), vec![])).unwrap();
+    assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 1);
+    assert_eq!(c.services_by_address("10.9.9.9".parse().unwrap()).count(), 1);
+    let d = Deregistration { node: "N1".into(), service_id: None, check_id: None };
+    c.apply(2, &Command::one(Change::Deregister(d))).unwrap();
+    assert!(c.node("n1").is_none());
+    assert!(!c.has_service("web"));
+    assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 0);
+    assert_eq!(c.services_by_address("10.9.9.9".parse().unwrap()).count(), 0);
+}
+
+#[test]
+fn renaming_a_service_moves_it_between_names() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("x", "old", &[], 80)), vec![])).unwrap();
+    c.apply(2, &reg(node("n1", "10.0.0.1"), Some(service("x", "new", &[], 80)), vec![])).unwrap();
+    assert!(!c.has_service("old"));
+    assert_eq!(names(&c, "new", None, HealthFilter::All), ["n1/x"]);
+}
+
+#[test]
+fn changing_node_address_updates_ptr_index() {
+    let mut c = Catalog::new();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), None, vec![])).unwrap();
+    c.apply(2, &reg(node("n1", "10.0.0.2"), None, vec![])).unwrap();
+    assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 0);
+    assert_eq!(c.nodes_by_address("10.0.0.2".parse().unwrap()).count(), 1);
+    assert_eq!(c.node("n1").unwrap().modify_index, 2);
+    assert_eq!(c.node("n1").unwrap().create_index, 1);
+}
+
+#[test]
+fn reapplying_an_identical_registration_keeps_modify_indexes() {
+    let mut c = Catalog::new();
+    let cmd = reg(node("n1", "10.0.0.1"), Some(service("web", "web", &[], 80)), vec![]);
+    c.apply(1, &cmd).unwrap();
+    c.apply(2, &cmd).unwrap();
+    assert_eq!(c.service_index("web"), 1);
+    assert_eq!(c.index(), 2, "the catalog index still follows the log");
+}
+
+#[test]
+fn commands_round_trip_through_postcard() {
+    let cmd = reg(node("n1", "10.0.0.1"), Some(service("web", "web", &["a"], 80)), vec![check("c", "web", Health::Warning)]);
+    assert_eq!(Command::decode(&cmd.encode()).unwrap(), cmd);
+    assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_change() -> impl Strategy<Value = Change> {
+        let name = prop::sample::select(vec!["a", "B", "c"]);
+        let sid = prop::sample::select(vec!["", "s1", "S2", "s3"]);
+        let health = prop::sample::select(vec![Health::Passing, Health::Warning, Health::Critical]);
+        prop_oneof![
+            (name.clone(), sid.clone(), prop::sample::select(vec!["web", "db"]), 0u8..4, prop::option::of(health))
+                .prop_map(|(n, id, svc, ip, h)| {
+                    let checks = h.map(|h| check("chk", "", h)).into_iter().collect();
+                    Change::Register(Registration {
+                        node: node(n, &format!("10.0.0.{ip}")),
+                        service: Some(service(id, svc, &["t"], 80)),
+                        checks,
+                    })
+                }),
+            (name, prop::option::of(sid)).prop_map(|(n, s)| Change::Deregister(Deregistration {
+                node: n.into(),
+                service_id: s.map(|s| s.to_string()),
+                check_id: None,
+            })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Indices agree with a full scan after any sequence of commands, and replaying the
+        /// same commands gives the same answers (determinism).
+        #[test]
+        fn indices_match_a_full_scan(cmds in prop::collection::vec(prop::collection::vec(arb_change(), 1..3), 0..30)) {
+            let mut a = Catalog::new();
+            let mut b = Catalog::new();
+            for (i, changes) in cmds.iter().enumerate() {
+                let cmd = Command { changes: changes.clone() };
+                let ra = a.apply(i as u64 + 1, &cmd);
+                let rb = b.apply(i as u64 + 1, &Command::decode(&cmd.encode()).unwrap());
+                prop_assert_eq!(ra.is_ok(), rb.is_ok());
+            }
+            for svc in ["web", "db"] {
+                let mut scan: Vec<String> = a.nodes()
+                    .flat_map(|n| n.services.values()
+                        .filter(|s| s.service.name.eq_ignore_ascii_case(svc))
+                        .map(move |s| format!("{}/{}", n.node.name, s.service.id)))
+                    .collect();
+                scan.sort();
+                prop_assert_eq!(names(&a, svc, None, HealthFilter::All), scan);
+                prop_assert_eq!(names(&a, svc, None, HealthFilter::NotCritical), names(&b, svc, None, HealthFilter::NotCritical));
+            }
+            for ip in 0..4 {
+                let ip: std::net::IpAddr = format!("10.0.0.{ip}").parse().unwrap();
+                let scan = a.nodes().filter(|n| n.node.address.parse() == Ok(ip)).count();
+                prop_assert_eq!(a.nodes_by_address(ip).count(), scan);
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! DNS sockets (in progress).
