@@ -1,0 +1,123 @@
+//! One config file as Consul writes it (JSON, snake_case keys). Unknown keys are errors,
+//! so a typo never silently becomes a default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Every key a config file may hold. All optional: files are merged in name order, later
+/// values override earlier ones, and lists (services, checks, recursors) accumulate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_name: Option<String>,
+    pub datacenter: Option<String>,
+    pub domain: Option<String>,
+    pub data_dir: Option<String>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<u32>,
+    pub bind_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub ports: Option<Ports>,
+    pub addresses: Option<Addresses>,
+    pub recursors: Option<Vec<String>>,
+    pub dns_config: Option<DnsConfigFile>,
+    pub retry_join: Option<Vec<String>>,
+    pub start_join: Option<Vec<String>>,
+    pub encrypt: Option<String>,
+    pub log_level: Option<String>,
+    pub enable_script_checks: Option<bool>,
+    pub node_meta: Option<BTreeMap<String, String>>,
+    pub service: Option<ServiceFile>,
+    pub services: Option<Vec<ServiceFile>>,
+    pub check: Option<CheckFile>,
+    pub checks: Option<Vec<CheckFile>>,
+    /// outpost extension: an external node (a machine without an agent, as Consul's catalog
+    /// API registers them). The services of files in the same directory belong to it.
+    pub node: Option<NodeFile>,
+}
+
+/// Ports; -1 disables a listener, 0 asks the kernel for a free one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    pub dns: Option<i32>,
+    pub http: Option<i32>,
+    pub https: Option<i32>,
+    pub serf_lan: Option<i32>,
+    pub server: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Addresses {
+    pub dns: Option<String>,
+    pub http: Option<String>,
+    pub https: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfigFile {
+    pub node_ttl: Option<String>,
+    pub service_ttl: Option<BTreeMap<String, String>>,
+    pub allow_stale: Option<bool>,
+    pub max_stale: Option<String>,
+    pub only_passing: Option<bool>,
+    pub enable_truncate: Option<bool>,
+    pub udp_answer_limit: Option<i64>,
+    pub recursor_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub address: Option<String>,
+    pub port: Option<i64>,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub weights: Option<WeightsFile>,
+    pub enable_tag_override: Option<bool>,
+    pub check: Option<CheckFile>,
+    pub checks: Option<Vec<CheckFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsFile {
+    pub passing: Option<i64>,
+    pub warning: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckFile {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub notes: Option<String>,
+    pub service_id: Option<String>,
+    pub status: Option<String>,
+    pub http: Option<String>,
+    pub method: Option<String>,
+    pub header: Option<BTreeMap<String, Vec<String>>>,
+    pub tcp: Option<String>,
+    pub ttl: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub deregister_critical_service_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub datacenter: Option<String>,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub tagged_addresses: Option<BTreeMap<String, String>>,
+}
