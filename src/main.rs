@@ -1,1 +1,118 @@
-fn main(){}
+//! The `outpost` command: parses Consul-style flags, turns every error into a message that
+//! names its culprit, and hands over to the agent.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use outpost::agent;
+use outpost::config::{self, AgentFlags};
+
+#[derive(Parser)]
+#[command(name = "outpost", version, about = "Service catalog, Consul-compatible DNS and video gateway for edge boxes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the agent (`outpost agent -dev` for a ready-to-try local agent).
+    Agent(AgentFlags),
+    /// Check config files and exit: prints the first problem with file:line:col.
+    Validate {
+        /// Config files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print a new gossip encryption key (32 random bytes, base64).
+    Keygen,
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let known = long_flags(&Cli::command());
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let args = config::normalize_args(std::env::args(), &known);
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Cmd::Agent(flags) => run_agent(flags),
+        Cmd::Validate { paths } => validate(paths),
+        Cmd::Keygen => keygen(),
+        Cmd::Version => {
+            println!("outpost v{} (revision {})", env!("CARGO_PKG_VERSION"), env!("OUTPOST_GIT_REVISION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_agent(flags: AgentFlags) -> ExitCode {
+    let host = agent::host_info();
+    let config = match config::load(&flags, &host) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("outpost: config error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config.log_level);
+    match agent::run(flags, config, host) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("outpost: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(paths: Vec<PathBuf>) -> ExitCode {
+    let mut flags = AgentFlags { dev: true, ..AgentFlags::default() };
+    for p in paths {
+        if p.is_dir() { flags.config_dir.push(p) } else { flags.config_file.push(p) }
+    }
+    match config::load(&flags, &agent::host_info()) {
+        Ok(c) => {
+            println!("Configuration is valid! ({} file(s), {} service(s))", c.files.len(), c.services.len()
+                + c.external_nodes.iter().map(|n| n.services.len()).sum::<usize>());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("outpost: config error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen() -> ExitCode {
+    use base64::Engine;
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
+        Ok(()) => {
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("outpost: cannot read random bytes from /dev/urandom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let level = level.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Every long flag of every subcommand, for Go-style `-flag` spelling.
+fn long_flags(cmd: &clap::Command) -> Vec<String> {
+    let mut v: Vec<String> = cmd.get_arguments().filter_map(|a| a.get_long().map(String::from)).collect();
+    v.push("help".into());
+    v.push("version".into());
+    for sub in cmd.get_subcommands() {
+        v.extend(long_flags(sub));
+    }
+    v
+}

@@ -1,1 +1,232 @@
-//! DNS sockets (in progress).
+//! The DNS shell: the only code that touches DNS sockets. It reads a query, asks the
+//! responder, and writes the reply; names outside the domain go to a recursor.
+//!
+//! Bounds: one 64 KiB receive buffer for UDP; at most [`MAX_TCP_CONNECTIONS`] TCP clients,
+//! each holding at most one 64 KiB message and dropped after [`TCP_IDLE`] without a query;
+//! at most [`MAX_FORWARDS`] forwarded queries in flight (more get SERVFAIL at once).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream, UdpSocket};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use smol::LocalExecutor;
+
+use crate::agent::State;
+use crate::dns::responder::{Outcome, Transport, servfail};
+
+/// The agent state as the DNS tasks see it.
+pub type DnsShared = Rc<RefCell<State>>;
+type Spawner = Rc<LocalExecutor<'static>>;
+
+pub const MAX_TCP_CONNECTIONS: usize = 256;
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Time to receive the rest of a message once its length has arrived.
+pub const TCP_READ: Duration = Duration::from_secs(2);
+pub const MAX_FORWARDS: usize = 256;
+
+thread_local! {
+    static FORWARDS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Answers queries on one UDP socket until the socket fails.
+pub async fn serve_udp(socket: UdpSocket, state: DnsShared, ex: Spawner) {
+    let socket = Rc::new(socket);
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; keep serving.
+                tracing::debug!("DNS UDP receive error: {e}");
+                continue;
+            }
+        };
+        let query = &buf[..n];
+        let outcome = {
+            let mut s = state.borrow_mut();
+            let s = &mut *s;
+            s.responder.handle_query(&s.catalog, query, Transport::Udp, &mut out)
+        };
+        match outcome {
+            Outcome::Reply => {
+                if let Err(e) = socket.send_to(&out, peer).await {
+                    tracing::debug!("DNS UDP send to {peer} failed: {e}");
+                }
+            }
+            Outcome::Drop => {}
+            Outcome::Forward => {
+                let query = query.to_vec();
+                let socket = socket.clone();
+                let state = state.clone();
+                spawn_forward(&ex, query, Transport::Udp, state, move |reply| async move {
+                    if let Err(e) = socket.send_to(&reply, peer).await {
+                        tracing::debug!("DNS UDP send to {peer} failed: {e}");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Accepts TCP clients until the listener fails.
+pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("DNS TCP accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.get() >= MAX_TCP_CONNECTIONS {
+            tracing::debug!("DNS TCP: {MAX_TCP_CONNECTIONS} connections open, closing the one from {peer}");
+            drop(stream);
+            continue;
+        }
+        open.set(open.get() + 1);
+        let open = open.clone();
+        let state = state.clone();
+        let ex2 = ex.clone();
+        ex.spawn(async move {
+            if let Err(e) = serve_tcp_conn(stream, state, ex2).await {
+                tracing::debug!("DNS TCP client {peer}: {e}");
+            }
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn serve_tcp_conn(mut stream: TcpStream, state: DnsShared, ex: Spawner) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let mut len = [0u8; 2];
+        with_timeout(TCP_IDLE, stream.read_exact(&mut len)).await?;
+        let len = u16::from_be_bytes(len) as usize;
+        buf.resize(len, 0);
+        with_timeout(TCP_READ, stream.read_exact(&mut buf)).await?;
+        let outcome = {
+            let mut s = state.borrow_mut();
+            let s = &mut *s;
+            s.responder.handle_query(&s.catalog, &buf, Transport::Tcp, &mut out)
+        };
+        match outcome {
+            Outcome::Reply => write_framed(&mut stream, &out).await?,
+            Outcome::Drop => return Ok(()),
+            Outcome::Forward => {
+                let (tx, rx) = async_channel::bounded(1);
+                spawn_forward(&ex, buf.clone(), Transport::Tcp, state.clone(), move |reply| async move {
+                    let _ = tx.send(reply).await;
+                });
+                if let Ok(reply) = rx.recv().await {
+                    write_framed(&mut stream, &reply).await?;
+                }
+            }
+        }
+    }
+}
+
+async fn write_framed(stream: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| std::io::Error::other("reply over 64 KiB"))?;
+    let mut framed = Vec::with_capacity(msg.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(msg);
+    with_timeout(TCP_READ, stream.write_all(&framed)).await
+}
+
+async fn with_timeout<T>(d: Duration, f: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    f.or(async {
+        Timer::after(d).await;
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+    })
+    .await
+}
+
+/// Forwards `query` to the recursors in order, each with the configured timeout, and hands
+/// the first reply (or a SERVFAIL) to `reply`.
+fn spawn_forward<F, Fut>(ex: &Spawner, query: Vec<u8>, transport: Transport, state: DnsShared, reply: F)
+where
+    F: FnOnce(Vec<u8>) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (recursors, timeout) = {
+        let s = state.borrow();
+        (s.config.recursors.clone(), Duration::from_millis(s.config.dns.recursor_timeout_ms))
+    };
+    if FORWARDS.get() >= MAX_FORWARDS {
+        let mut out = Vec::new();
+        if servfail(&query, &mut out) {
+            ex.spawn(reply(out)).detach();
+        }
+        return;
+    }
+    FORWARDS.set(FORWARDS.get() + 1);
+    ex.spawn(async move {
+        let mut answer = None;
+        for r in &recursors {
+            match with_timeout(timeout, forward_once(*r, &query, transport)).await {
+                Ok(a) => {
+                    answer = Some(a);
+                    break;
+                }
+                Err(e) => tracing::debug!("recursor {r} failed: {e}"),
+            }
+        }
+        FORWARDS.set(FORWARDS.get() - 1);
+        let out = match answer {
+            // We recurse on the client's behalf, whatever the upstream says of itself.
+            Some(mut a) if a.len() >= 4 => {
+                a[3] |= 0x80;
+                a
+            }
+            Some(a) => a,
+            None => {
+                let mut out = Vec::new();
+                if !servfail(&query, &mut out) {
+                    return;
+                }
+                out
+            }
+        };
+        reply(out).await;
+    })
+    .detach();
+}
+
+async fn forward_once(recursor: SocketAddr, query: &[u8], transport: Transport) -> std::io::Result<Vec<u8>> {
+    match transport {
+        Transport::Udp => {
+            let local: SocketAddr =
+                if recursor.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+            let sock = UdpSocket::bind(local).await?;
+            sock.connect(recursor).await?;
+            sock.send(query).await?;
+            let mut buf = vec![0u8; 65535];
+            loop {
+                let n = sock.recv(&mut buf).await?;
+                // Only a reply with our query's ID counts.
+                if n >= 2 && query.len() >= 2 && buf[..2] == query[..2] {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+            }
+        }
+        Transport::Tcp => {
+            let mut s = TcpStream::connect(recursor).await?;
+            write_framed(&mut s, query).await?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf).await?;
+            Ok(buf)
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every check and test of outpost: formatting, clippy, unit, property and integration
+# tests (the real binary against dig). Installs missing packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_packages build-essential pkg-config git bind9-dnsutils
+ensure_rust
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --all-targets
+echo "all checks and tests passed"

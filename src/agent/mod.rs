@@ -1,0 +1,183 @@
+//! The agent: loads the config, applies it to the catalog through the one write path, binds
+//! the DNS sockets and runs everything on one thread (smol's local executor). SIGHUP
+//! reloads the config; SIGTERM and SIGINT stop the agent.
+
+pub mod sync;
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+use async_net::{TcpListener, UdpSocket};
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+use smol::LocalExecutor;
+
+use crate::catalog::{ApplyError, Catalog, Command};
+use crate::config::{self, AgentConfig, AgentFlags, ConfigError, HostInfo};
+use crate::dns::responder::Responder;
+use crate::dns::server::{self, DnsShared};
+
+/// Why the agent could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("the config was refused by the catalog: {0}")]
+    Apply(#[from] ApplyError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot watch signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
+pub struct State {
+    pub catalog: Catalog,
+    pub responder: Responder,
+    pub config: AgentConfig,
+    /// What the applied config defined, to know what a reload removes.
+    desired: sync::Desired,
+}
+
+impl State {
+    /// The one write path: every catalog change goes through here (and, with Raft, through
+    /// the replicated log first). Returns the index the command was applied at.
+    pub fn commit(&mut self, command: &Command) -> Result<u64, ApplyError> {
+        let index = self.catalog.index() + 1;
+        self.catalog.apply(index, command)?;
+        Ok(index)
+    }
+}
+
+/// What the machine says about itself: host name and interface addresses.
+pub fn host_info() -> HostInfo {
+    let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+    // Only the first label: a DNS label is what a node name must be.
+    let hostname = hostname.split('.').next().unwrap_or_default().to_string();
+    let addresses = if_addrs::get_if_addrs().map(|v| v.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
+    HostInfo { hostname, addresses }
+}
+
+/// Builds the initial state from a validated config: the catalog holds the config's nodes
+/// and services.
+pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError> {
+    let desired = sync::Desired::from_config(&config);
+    let mut state = State {
+        catalog: Catalog::new(),
+        responder: Responder::new(config.dns_settings(), seed),
+        config,
+        desired: sync::Desired::default(),
+    };
+    let cmd = desired.command(&state.desired, &state.catalog);
+    state.commit(&cmd)?;
+    state.desired = desired;
+    Ok(state)
+}
+
+/// Re-reads the config with the same flags and applies it, all or nothing. On any error the
+/// running config stays in force and the error is returned for logging.
+pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<(), AgentError> {
+    let new = config::load(flags, host)?;
+    let desired = sync::Desired::from_config(&new);
+    let cmd = desired.command(&state.desired, &state.catalog);
+    state.commit(&cmd)?;
+    for (what, old, newv) in [
+        ("dns port", state.config.ports.dns, new.ports.dns),
+        ("http port", state.config.ports.http, new.ports.http),
+    ] {
+        if old != newv {
+            tracing::warn!("{what} changed from {old:?} to {newv:?}: takes effect at the next restart");
+        }
+    }
+    if state.config.dns_addrs != new.dns_addrs {
+        tracing::warn!("DNS addresses changed: take effect at the next restart");
+    }
+    state.responder.set_settings(new.dns_settings());
+    state.desired = desired;
+    state.config = new;
+    Ok(())
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(), AgentError> {
+    let seed = seed_from_os();
+    let state = Rc::new(RefCell::new(initial_state(config, seed)?));
+    let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
+    smol::block_on(ex.run(async {
+        let mut signals =
+            Signals::new([Signal::Hup, Signal::Term, Signal::Int]).map_err(AgentError::Signals)?;
+        let shared: DnsShared = state.clone();
+        let cfg = state.borrow().config.clone();
+        if let Some(port) = cfg.ports.dns {
+            for ip in &cfg.dns_addrs {
+                let (udp, tcp) = bind_dns(*ip, port).await?;
+                let local = udp.local_addr().map_err(|e| AgentError::Bind { what: "DNS", addr: (*ip, port).into(), source: e })?;
+                tracing::info!("DNS listening on {local} (UDP and TCP)");
+                ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
+                ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
+            }
+        }
+        {
+            let s = state.borrow();
+            tracing::info!(
+                "outpost agent running: node {} ({}), datacenter {}, {} services, config from {} file(s)",
+                s.config.node_name,
+                s.config.advertise_addr,
+                s.config.datacenter,
+                s.catalog.service_names().count(),
+                s.config.files.len()
+            );
+        }
+        while let Some(sig) = signals.next().await {
+            match sig {
+                Ok(Signal::Hup) => {
+                    let mut s = state.borrow_mut();
+                    match reload(&mut s, &flags, &host) {
+                        Ok(()) => tracing::info!(
+                            "config reloaded: catalog index {}, {} services",
+                            s.catalog.index(),
+                            s.catalog.service_names().count()
+                        ),
+                        Err(e) => tracing::error!("config reload failed, the previous config stays in force: {e}"),
+                    }
+                }
+                Ok(_) => {
+                    tracing::info!("shutting down");
+                    break;
+                }
+                Err(e) => tracing::warn!("signal error: {e}"),
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Binds UDP and TCP on the same port; port 0 takes the kernel's UDP choice for both.
+async fn bind_dns(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener), AgentError> {
+    let addr = SocketAddr::new(ip, port);
+    let bind_err = |source| AgentError::Bind { what: "DNS", addr, source };
+    let mut last = None;
+    for _ in 0..if port == 0 { 20 } else { 1 } {
+        let udp = UdpSocket::bind(addr).await.map_err(bind_err)?;
+        let actual = udp.local_addr().map_err(bind_err)?;
+        match TcpListener::bind(actual).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(AgentError::Bind { what: "DNS (TCP)", addr: actual, source: e }),
+        }
+    }
+    Err(last.unwrap_or_else(|| bind_err(std::io::Error::other("no port"))))
+}
+
+/// A seed for the responder's shuffle; the only randomness the agent draws from the OS.
+fn seed_from_os() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! Turns a validated config into the catalog command that makes the catalog match it:
+//! register what the config defines, deregister what an earlier config defined and this one
+//! does not. One command, so a reload is applied entirely or not at all.
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Catalog, Change, Check, Command, Deregistration, Node, Registration, Service, Weights};
+use crate::config::{AgentConfig, ServiceDef};
+
+/// What one config says each node should hold.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Desired {
+    /// By node name.
+    nodes: BTreeMap<String, DesiredNode>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct DesiredNode {
+    node: Node,
+    services: Vec<ServiceDef>,
+    checks: Vec<Check>,
+}
+
+impl Desired {
+    pub fn from_config(c: &AgentConfig) -> Desired {
+        let mut nodes = BTreeMap::new();
+        let mut services = c.services.clone();
+        if c.server {
+            if let Some(port) = c.ports.server {
+                // Consul lists its servers as the `consul` service.
+                services.push(ServiceDef {
+                    service: Service {
+                        id: "consul".into(),
+                        name: "consul".into(),
+                        tags: Vec::new(),
+                        address: String::new(),
+                        port,
+                        meta: BTreeMap::new(),
+                        weights: Weights::default(),
+                        enable_tag_override: false,
+                    },
+                    checks: Vec::new(),
+                });
+            }
+        }
+        nodes.insert(c.node_name.clone(), DesiredNode { node: c.local_node(), services, checks: c.checks.clone() });
+        for e in &c.external_nodes {
+            nodes.insert(
+                e.node.name.clone(),
+                DesiredNode { node: e.node.clone(), services: e.services.clone(), checks: Vec::new() },
+            );
+        }
+        Desired { nodes }
+    }
+
+    /// The command that takes the catalog from `previous` (what the last applied config
+    /// defined) to `self`. Checks whose definition is unchanged keep the status and output
+    /// the catalog has for them, so a reload does not reset health.
+    pub fn command(&self, previous: &Desired, catalog: &Catalog) -> Command {
+        let mut changes = Vec::new();
+        for (name, old) in &previous.nodes {
+            match self.nodes.get(name) {
+                None => changes.push(Change::Deregister(Deregistration {
+                    node: name.clone(),
+                    service_id: None,
+                    check_id: None,
+                })),
+                Some(new) => {
+                    for s in &old.services {
+                        if !new.services.iter().any(|n| n.service.id == s.service.id) {
+                            changes.push(Change::Deregister(Deregistration {
+                                node: name.clone(),
+                                service_id: Some(s.service.id.clone()),
+                                check_id: None,
+                            }));
+                        }
+                    }
+                    let new_check_ids: Vec<&str> = new
+                        .services
+                        .iter()
+                        .flat_map(|s| s.checks.iter())
+                        .chain(new.checks.iter())
+                        .map(|c| c.id.as_str())
+                        .collect();
+                    for c in old.services.iter().flat_map(|s| s.checks.iter()).chain(old.checks.iter()) {
+                        if !new_check_ids.contains(&c.id.as_str()) {
+                            changes.push(Change::Deregister(Deregistration {
+                                node: name.clone(),
+                                service_id: None,
+                                check_id: Some(c.id.clone()),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        for (name, d) in &self.nodes {
+            let keep = |c: &Check| -> Check {
+                let mut c = c.clone();
+                if let Some(existing) = catalog.node(name).and_then(|n| n.checks.get(&c.id)) {
+                    if existing.check.definition == c.definition && existing.check.service_id == c.service_id {
+                        c.status = existing.check.status;
+                        c.output = existing.check.output.clone();
+                    }
+                }
+                c
+            };
+            changes.push(Change::Register(Registration {
+                node: d.node.clone(),
+                service: None,
+                checks: d.checks.iter().map(keep).collect(),
+            }));
+            for s in &d.services {
+                changes.push(Change::Register(Registration {
+                    node: d.node.clone(),
+                    service: Some(s.service.clone()),
+                    checks: s.checks.iter().map(keep).collect(),
+                }));
+            }
+        }
+        Command { changes }
+    }
+}

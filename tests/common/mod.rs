@@ -1,0 +1,216 @@
+//! Helpers for integration tests: run the real `outpost` binary and query it with `dig`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running agent; killed on drop. Its stderr is collected for assertions.
+pub struct Agent {
+    pub child: Child,
+    pub log: Arc<Mutex<String>>,
+    pub dns: Option<SocketAddr>,
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
+}
+
+impl Agent {
+    /// Starts `outpost agent ARGS` and waits until its DNS listener is up (when it has one).
+    pub fn start(args: &[&str]) -> Agent {
+        let mut child = Command::new(bin())
+            .arg("agent")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run outpost");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("DNS listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+            }
+        });
+        let mut agent = Agent { child, log, dns: None };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => agent.dns = Some(addr.parse().expect("DNS address in log")),
+            Err(_) => panic!("agent did not report a DNS listener; log:\n{}", agent.log()),
+        }
+        agent
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.dns.expect("dns listener").port()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits until the log contains `needle` (or panics after 10 s, showing the log).
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("log never showed {needle:?}:\n{}", self.log());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record from dig's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rr {
+    pub name: String,
+    pub ttl: u32,
+    pub rtype: String,
+    pub data: String,
+}
+
+/// dig's reply, parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    pub status: String,
+    pub flags: Vec<String>,
+    pub answer: Vec<Rr>,
+    pub authority: Vec<Rr>,
+    pub additional: Vec<Rr>,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.iter().any(|x| x == f)
+    }
+
+    /// Sorted rdata of answer records of `rtype`.
+    pub fn answers(&self, rtype: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.answer.iter().filter(|r| r.rtype == rtype).map(|r| r.data.clone()).collect();
+        v.sort();
+        v
+    }
+
+    pub fn additional(&self, rtype: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> =
+            self.additional.iter().filter(|r| r.rtype == rtype).map(|r| (r.name.clone(), r.data.clone())).collect();
+        v.sort();
+        v
+    }
+}
+
+pub fn require_dig() {
+    let ok = Command::new("dig").arg("-v").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "these tests need `dig` (Debian package bind9-dnsutils); the README's test command installs it");
+}
+
+/// `dig @127.0.0.1 -p PORT ARGS...`, parsed.
+pub fn dig(port: u16, args: &[&str]) -> Reply {
+    dig_at("127.0.0.1", port, args)
+}
+
+pub fn dig_at(server: &str, port: u16, args: &[&str]) -> Reply {
+    let out = Command::new("dig")
+        .arg(format!("@{server}"))
+        .args(["-p", &port.to_string(), "+time=3", "+tries=1", "+norec", "+nocmd", "+noall", "+comments", "+answer", "+authority", "+additional"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    parse_dig(&raw)
+}
+
+pub fn parse_dig(raw: &str) -> Reply {
+    let mut r = Reply { raw: raw.to_string(), ..Reply::default() };
+    let mut section = "";
+    for line in raw.lines() {
+        if let Some(rest) = line.split("status: ").nth(1) {
+            r.status = rest.split(',').next().unwrap_or_default().trim().to_string();
+        }
+        if let Some(rest) = line.strip_prefix(";; flags: ") {
+            let flags = rest.split(';').next().unwrap_or_default();
+            r.flags = flags.split_whitespace().map(String::from).collect();
+        }
+        if line.starts_with(";; ANSWER SECTION") {
+            section = "ans";
+            continue;
+        }
+        if line.starts_with(";; AUTHORITY SECTION") {
+            section = "auth";
+            continue;
+        }
+        if line.starts_with(";; ADDITIONAL SECTION") {
+            section = "add";
+            continue;
+        }
+        if line.is_empty() || line.starts_with(';') {
+            if line.is_empty() {
+                section = "";
+            }
+            continue;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() < 5 {
+            continue;
+        }
+        let rr = Rr {
+            name: parts[0].to_string(),
+            ttl: parts[1].parse().unwrap_or(0),
+            rtype: parts[3].to_string(),
+            data: parts[4..].join(" "),
+        };
+        match section {
+            "ans" => r.answer.push(rr),
+            "auth" => r.authority.push(rr),
+            "add" => r.additional.push(rr),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// Writes `text` to `dir/name`.
+pub fn write(dir: &Path, name: &str, text: &str) {
+    if let Some(parent) = dir.join(name).parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Retries `f` until it returns true or 10 s pass.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
