@@ -9,7 +9,11 @@ use outpost::agent;
 use outpost::config::{self, AgentFlags};
 
 #[derive(Parser)]
-#[command(name = "outpost", version, about = "Service catalog, Consul-compatible DNS and video gateway for edge boxes")]
+#[command(
+    name = "outpost",
+    version,
+    about = "Service catalog, Consul-compatible DNS and video gateway for edge boxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -18,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the agent (`outpost agent -dev` for a ready-to-try local agent).
-    Agent(AgentFlags),
+    Agent(Box<AgentFlags>),
     /// Check config files and exit: prints the first problem with file:line:col.
     Validate {
         /// Config files or directories.
@@ -37,11 +41,15 @@ fn main() -> ExitCode {
     let args = config::normalize_args(std::env::args(), &known);
     let cli = Cli::parse_from(args);
     match cli.command {
-        Cmd::Agent(flags) => run_agent(flags),
+        Cmd::Agent(flags) => run_agent(*flags),
         Cmd::Validate { paths } => validate(paths),
         Cmd::Keygen => keygen(),
         Cmd::Version => {
-            println!("outpost v{} (revision {})", env!("CARGO_PKG_VERSION"), env!("OUTPOST_GIT_REVISION"));
+            println!(
+                "outpost v{} (revision {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("OUTPOST_GIT_REVISION")
+            );
             ExitCode::SUCCESS
         }
     }
@@ -68,14 +76,28 @@ fn run_agent(flags: AgentFlags) -> ExitCode {
 }
 
 fn validate(paths: Vec<PathBuf>) -> ExitCode {
-    let mut flags = AgentFlags { dev: true, ..AgentFlags::default() };
+    let mut flags = AgentFlags {
+        dev: true,
+        ..AgentFlags::default()
+    };
     for p in paths {
-        if p.is_dir() { flags.config_dir.push(p) } else { flags.config_file.push(p) }
+        if p.is_dir() {
+            flags.config_dir.push(p)
+        } else {
+            flags.config_file.push(p)
+        }
     }
     match config::load(&flags, &agent::host_info()) {
         Ok(c) => {
-            println!("Configuration is valid! ({} file(s), {} service(s))", c.files.len(), c.services.len()
-                + c.external_nodes.iter().map(|n| n.services.len()).sum::<usize>());
+            println!(
+                "Configuration is valid! ({} file(s), {} service(s))",
+                c.files.len(),
+                c.services.len()
+                    + c.external_nodes
+                        .iter()
+                        .map(|n| n.services.len())
+                        .sum::<usize>()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -103,12 +125,19 @@ fn keygen() -> ExitCode {
 
 fn init_logging(level: &str) {
     let level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 /// Every long flag of every subcommand, for Go-style `-flag` spelling.
 fn long_flags(cmd: &clap::Command) -> Vec<String> {
-    let mut v: Vec<String> = cmd.get_arguments().filter_map(|a| a.get_long().map(String::from)).collect();
+    let mut v: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(String::from))
+        .collect();
     v.push("help".into());
     v.push("version".into());
     for sub in cmd.get_subcommands() {

@@ -38,7 +38,11 @@ fn consul_walkthrough_on_default_port() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("outpost.d");
-    write(&conf, "web.json", r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#);
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#,
+    );
     let data = tmp.path().join("data");
     let agent = Agent::start(&[
         "-server",
@@ -61,8 +65,22 @@ fn consul_walkthrough_on_default_port() {
     assert_eq!(a.answers("A"), node_ip, "A of the node running web");
 
     let srv = dig(8600, &["web.service.consul", "SRV"]);
-    assert_eq!(srv.answers("SRV"), vec![format!("1 1 80 {}.node.dc1.consul.", host.to_ascii_lowercase())], "{}", srv.raw);
-    assert_eq!(srv.additional("A"), vec![(format!("{}.node.dc1.consul.", host.to_ascii_lowercase()), node_ip[0].clone())]);
+    assert_eq!(
+        srv.answers("SRV"),
+        vec![format!(
+            "1 1 80 {}.node.dc1.consul.",
+            host.to_ascii_lowercase()
+        )],
+        "{}",
+        srv.raw
+    );
+    assert_eq!(
+        srv.additional("A"),
+        vec![(
+            format!("{}.node.dc1.consul.", host.to_ascii_lowercase()),
+            node_ip[0].clone()
+        )]
+    );
 
     let tag = dig(8600, &["rails.web.service.consul"]);
     assert_eq!(tag.answers("A"), node_ip);
@@ -72,8 +90,16 @@ fn consul_walkthrough_on_default_port() {
 
 fn catalog_dir(tmp: &std::path::Path) -> std::path::PathBuf {
     let conf = tmp.join("conf");
-    write(&conf, "web.json", r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#);
-    write(&conf, "api.json", r#"{"service": {"id": "api1", "name": "api", "address": "127.0.0.9", "port": 8080}}"#);
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#,
+    );
+    write(
+        &conf,
+        "api.json",
+        r#"{"service": {"id": "api1", "name": "api", "address": "127.0.0.9", "port": 8080}}"#,
+    );
     write(
         &conf,
         "down.json",
@@ -84,9 +110,16 @@ fn catalog_dir(tmp: &std::path::Path) -> std::path::PathBuf {
         write(
             &conf,
             &format!("n{i:02}/node.json"),
-            &format!(r#"{{"node": {{"name": "n{i:02}", "address": "127.66.0.{}", "meta": {{"rack": "r{i}"}}}}}}"#, i + 1),
+            &format!(
+                r#"{{"node": {{"name": "n{i:02}", "address": "127.66.0.{}", "meta": {{"rack": "r{i}"}}}}}}"#,
+                i + 1
+            ),
         );
-        write(&conf, &format!("n{i:02}/big.json"), r#"{"service": {"name": "big", "tags": ["x"], "port": 9000}}"#);
+        write(
+            &conf,
+            &format!("n{i:02}/big.json"),
+            r#"{"service": {"name": "big", "tags": ["x"], "port": 9000}}"#,
+        );
     }
     conf
 }
@@ -96,7 +129,10 @@ fn service_node_addr_ptr_and_negative_answers() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let agent = start(&tmp.path().join("d"), &["-config-dir", conf.to_str().unwrap()]);
+    let agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap()],
+    );
     let p = agent.port();
 
     // Case-insensitive, the question's case echoed back.
@@ -105,21 +141,53 @@ fn service_node_addr_ptr_and_negative_answers() {
     assert_eq!(a.answer[0].name, "WeB.Service.CONSUL.");
 
     // RFC 2782 forms and the datacenter form.
-    assert_eq!(dig(p, &["_web._tcp.service.consul", "SRV"]).answers("SRV"), ["1 1 80 box1.node.dc1.consul."]);
-    assert_eq!(dig(p, &["_web._rails.service.consul", "SRV"]).answers("SRV"), ["1 1 80 box1.node.dc1.consul."]);
-    assert_eq!(dig(p, &["web.service.dc1.consul"]).answers("A"), ["127.0.0.1"]);
+    assert_eq!(
+        dig(p, &["_web._tcp.service.consul", "SRV"]).answers("SRV"),
+        ["1 1 80 box1.node.dc1.consul."]
+    );
+    assert_eq!(
+        dig(p, &["_web._rails.service.consul", "SRV"]).answers("SRV"),
+        ["1 1 80 box1.node.dc1.consul."]
+    );
+    assert_eq!(
+        dig(p, &["web.service.dc1.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
     assert_eq!(dig(p, &["web.service.dc2.consul"]).status, "NXDOMAIN");
 
     // A service address that differs from its node's: an .addr. target with its glue.
     let srv = dig(p, &["api.service.consul", "SRV"]);
-    assert_eq!(srv.answers("SRV"), ["1 1 8080 7f000009.addr.dc1.consul."], "{}", srv.raw);
-    assert_eq!(srv.additional("A"), [("7f000009.addr.dc1.consul.".to_string(), "127.0.0.9".to_string())]);
-    assert_eq!(dig(p, &["7f000009.addr.dc1.consul"]).answers("A"), ["127.0.0.9"]);
+    assert_eq!(
+        srv.answers("SRV"),
+        ["1 1 8080 7f000009.addr.dc1.consul."],
+        "{}",
+        srv.raw
+    );
+    assert_eq!(
+        srv.additional("A"),
+        [(
+            "7f000009.addr.dc1.consul.".to_string(),
+            "127.0.0.9".to_string()
+        )]
+    );
+    assert_eq!(
+        dig(p, &["7f000009.addr.dc1.consul"]).answers("A"),
+        ["127.0.0.9"]
+    );
 
     // Node TXT from meta, PTR of node and of service addresses.
-    assert_eq!(dig(p, &["n07.node.consul", "TXT"]).answers("TXT"), ["\"rack=r7\""]);
-    assert_eq!(dig(p, &["-x", "127.66.0.8"]).answers("PTR"), ["n07.node.dc1.consul."]);
-    assert_eq!(dig(p, &["-x", "127.0.0.9"]).answers("PTR"), ["api.service.dc1.consul."]);
+    assert_eq!(
+        dig(p, &["n07.node.consul", "TXT"]).answers("TXT"),
+        ["\"rack=r7\""]
+    );
+    assert_eq!(
+        dig(p, &["-x", "127.66.0.8"]).answers("PTR"),
+        ["n07.node.dc1.consul."]
+    );
+    assert_eq!(
+        dig(p, &["-x", "127.0.0.9"]).answers("PTR"),
+        ["api.service.dc1.consul."]
+    );
 
     // A critical instance (TTL checks start critical, as Consul's) is left out.
     let down = dig(p, &["down.service.consul"]);
@@ -128,15 +196,32 @@ fn service_node_addr_ptr_and_negative_answers() {
     // Unknown names: NXDOMAIN with the SOA; known name, other type: NOERROR, no data, SOA.
     let nx = dig(p, &["nosuch.service.consul"]);
     assert_eq!(nx.status, "NXDOMAIN");
-    assert_eq!(nx.authority.first().map(|r| r.rtype.as_str()), Some("SOA"), "{}", nx.raw);
+    assert_eq!(
+        nx.authority.first().map(|r| r.rtype.as_str()),
+        Some("SOA"),
+        "{}",
+        nx.raw
+    );
     let nodata = dig(p, &["web.service.consul", "AAAA"]);
     assert_eq!(nodata.status, "NOERROR");
     assert!(nodata.answer.is_empty());
-    assert_eq!(nodata.authority.first().map(|r| r.rtype.as_str()), Some("SOA"));
+    assert_eq!(
+        nodata.authority.first().map(|r| r.rtype.as_str()),
+        Some("SOA")
+    );
 
     // Apex SOA and NS; names elsewhere refused without recursors.
-    assert_eq!(dig(p, &["consul", "SOA"]).answer.first().map(|r| r.rtype.clone()), Some("SOA".into()));
-    assert_eq!(dig(p, &["consul", "NS"]).answers("NS"), ["box1.node.dc1.consul."]);
+    assert_eq!(
+        dig(p, &["consul", "SOA"])
+            .answer
+            .first()
+            .map(|r| r.rtype.clone()),
+        Some("SOA".into())
+    );
+    assert_eq!(
+        dig(p, &["consul", "NS"]).answers("NS"),
+        ["box1.node.dc1.consul."]
+    );
     assert_eq!(dig(p, &["example.org"]).status, "REFUSED");
 }
 
@@ -147,12 +232,22 @@ fn truncation_edns_and_tcp() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let agent = start(&tmp.path().join("d"), &["-config-dir", conf.to_str().unwrap()]);
+    let agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap()],
+    );
     let p = agent.port();
 
-    let small = dig(p, &["+bufsize=1000", "+ignore", "big.service.consul", "SRV"]);
+    let small = dig(
+        p,
+        &["+bufsize=1000", "+ignore", "big.service.consul", "SRV"],
+    );
     assert!(small.has_flag("tc"), "{}", small.raw);
-    assert!(!small.answers("SRV").is_empty() && small.answers("SRV").len() < 40, "{}", small.raw);
+    assert!(
+        !small.answers("SRV").is_empty() && small.answers("SRV").len() < 40,
+        "{}",
+        small.raw
+    );
 
     let tcp = dig(p, &["+tcp", "big.service.consul", "SRV"]);
     assert!(!tcp.has_flag("tc"));
@@ -165,14 +260,24 @@ fn truncation_edns_and_tcp() {
 
     // Consul's udp_answer_limit applies to 512-byte UDP: no EDNS, or EDNS asking for 512.
     let plain = dig(p, &["+noedns", "+ignore", "big.service.consul"]);
-    assert_eq!(plain.answers("A").len(), 3, "Consul's default udp_answer_limit: {}", plain.raw);
+    assert_eq!(
+        plain.answers("A").len(),
+        3,
+        "Consul's default udp_answer_limit: {}",
+        plain.raw
+    );
     assert!(!plain.has_flag("tc"), "enable_truncate is off by default");
     let e512 = dig(p, &["+bufsize=512", "+ignore", "big.service.consul", "SRV"]);
     assert_eq!(e512.answers("SRV").len(), 3, "{}", e512.raw);
 
     // Shuffled per query: the first answer is not always the same.
-    let firsts: std::collections::BTreeSet<String> =
-        (0..20).map(|_| dig(p, &["+tcp", "big.service.consul"]).answer[0].data.clone()).collect();
+    let firsts: std::collections::BTreeSet<String> = (0..20)
+        .map(|_| {
+            dig(p, &["+tcp", "big.service.consul"]).answer[0]
+                .data
+                .clone()
+        })
+        .collect();
     assert!(firsts.len() > 1, "answers are shuffled: {firsts:?}");
 }
 
@@ -181,17 +286,23 @@ fn garbage_packets_do_not_stop_the_responder() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let mut agent = start(&tmp.path().join("d"), &["-config-dir", conf.to_str().unwrap()]);
+    let mut agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap()],
+    );
     let p = agent.port();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut seed = 0x9e3779b97f4a7c15u64;
     for i in 0..500 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let len = (seed % 300) as usize;
-        let pkt: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8 ^ i as u8).collect();
+        let pkt: Vec<u8> = (0..len)
+            .map(|j| (seed >> (j % 56)) as u8 ^ i as u8)
+            .collect();
         sock.send_to(&pkt, ("127.0.0.1", p)).unwrap();
     }
     // A header with QDCOUNT=2 gets FORMERR with its ID echoed.
@@ -212,15 +323,25 @@ fn garbage_packets_do_not_stop_the_responder() {
             Ok(_) | Err(_) => continue,
         }
     }
-    assert!(formerr, "QDCOUNT=2 gets FORMERR; agent log:\n{}", agent.log());
+    assert!(
+        formerr,
+        "QDCOUNT=2 gets FORMERR; agent log:\n{}",
+        agent.log()
+    );
     // Junk on TCP: the connection is dropped, the server keeps serving.
     use std::io::Write;
     let mut t = std::net::TcpStream::connect(("127.0.0.1", p)).unwrap();
     let _ = t.write_all(&[0x00, 0x05, 1, 2, 3, 4, 5, 0xff, 0xff, 1]);
     drop(t);
     assert_eq!(dig(p, &["web.service.consul"]).answers("A"), ["127.0.0.1"]);
-    assert_eq!(dig(p, &["+tcp", "web.service.consul"]).answers("A"), ["127.0.0.1"]);
-    assert!(agent.child.try_wait().unwrap().is_none(), "agent still running");
+    assert_eq!(
+        dig(p, &["+tcp", "web.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "agent still running"
+    );
 }
 
 /// SIGHUP applies a good change; a broken change is logged and the old config keeps
@@ -230,43 +351,94 @@ fn reload_applies_good_changes_and_keeps_old_config_on_errors() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("conf");
-    write(&conf, "web.json", r#"{"service": {"name": "web", "port": 80}}"#);
-    let agent = start(&tmp.path().join("d"), &["-config-dir", conf.to_str().unwrap()]);
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    );
+    let agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap()],
+    );
     let p = agent.port();
     assert_eq!(dig(p, &["db.service.consul"]).status, "NXDOMAIN");
 
-    write(&conf, "db.json", r#"{"service": {"name": "db", "port": 5432}}"#);
+    write(
+        &conf,
+        "db.json",
+        r#"{"service": {"name": "db", "port": 5432}}"#,
+    );
     std::fs::remove_file(conf.join("web.json")).unwrap();
     agent.signal("HUP");
-    eventually("db appears after SIGHUP", || dig(p, &["db.service.consul", "SRV"]).answers("SRV") == ["1 1 5432 box1.node.dc1.consul."]);
-    assert_eq!(dig(p, &["web.service.consul"]).status, "NXDOMAIN", "removed file removes its service");
+    eventually("db appears after SIGHUP", || {
+        dig(p, &["db.service.consul", "SRV"]).answers("SRV") == ["1 1 5432 box1.node.dc1.consul."]
+    });
+    assert_eq!(
+        dig(p, &["web.service.consul"]).status,
+        "NXDOMAIN",
+        "removed file removes its service"
+    );
 
     // A broken change: a new service in one file and a bad port in another.
-    write(&conf, "cache.json", r#"{"service": {"name": "cache", "port": 6379}}"#);
-    write(&conf, "db.json", "{\"service\": {\"name\": \"db\",\n \"port\": 99999}}");
+    write(
+        &conf,
+        "cache.json",
+        r#"{"service": {"name": "cache", "port": 6379}}"#,
+    );
+    write(
+        &conf,
+        "db.json",
+        "{\"service\": {\"name\": \"db\",\n \"port\": 99999}}",
+    );
     agent.signal("HUP");
     agent.wait_log("config reload failed");
     let log = agent.log();
-    assert!(log.contains("db.json:2:10: service.port: port 99999 is out of range"), "{log}");
-    assert_eq!(dig(p, &["db.service.consul", "SRV"]).answers("SRV"), ["1 1 5432 box1.node.dc1.consul."]);
-    assert_eq!(dig(p, &["cache.service.consul"]).status, "NXDOMAIN", "nothing of the broken config applied");
+    assert!(
+        log.contains("db.json:2:10: service.port: port 99999 is out of range"),
+        "{log}"
+    );
+    assert_eq!(
+        dig(p, &["db.service.consul", "SRV"]).answers("SRV"),
+        ["1 1 5432 box1.node.dc1.consul."]
+    );
+    assert_eq!(
+        dig(p, &["cache.service.consul"]).status,
+        "NXDOMAIN",
+        "nothing of the broken config applied"
+    );
 }
 
 #[test]
 fn broken_config_at_start_exits_nonzero_with_file_line_column() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("conf");
-    write(&conf, "web.json", "{\"service\": {\"name\": \"web\",\n  \"tags\": \"rails\"}}");
+    write(
+        &conf,
+        "web.json",
+        "{\"service\": {\"name\": \"web\",\n  \"tags\": \"rails\"}}",
+    );
     let out = std::process::Command::new(common::bin())
-        .args(["agent", "-data-dir", tmp.path().to_str().unwrap(), "-config-dir", conf.to_str().unwrap()])
+        .args([
+            "agent",
+            "-data-dir",
+            tmp.path().to_str().unwrap(),
+            "-config-dir",
+            conf.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let want = format!("{}:2:17: service.tags: invalid type: string \"rails\", expected a sequence", conf.join("web.json").display());
+    let want = format!(
+        "{}:2:17: service.tags: invalid type: string \"rails\", expected a sequence",
+        conf.join("web.json").display()
+    );
     assert!(err.contains(&want), "{err}");
     // `outpost validate` says the same without starting anything.
-    let out = std::process::Command::new(common::bin()).args(["validate", conf.to_str().unwrap()]).output().unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["validate", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&want));
 }
@@ -278,26 +450,66 @@ fn recursor_forwarding_and_servfail() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let up_conf = tmp.path().join("up");
-    write(&up_conf, "svc.json", r#"{"service": {"name": "far", "port": 1}}"#);
+    write(
+        &up_conf,
+        "svc.json",
+        r#"{"service": {"name": "far", "port": 1}}"#,
+    );
     let upstream = Agent::start(&[
-        "-dev", "-config-dir", up_conf.to_str().unwrap(), "-domain", "example.", "-dns-port", "0", "-http-port", "-1", "-node", "up",
+        "-dev",
+        "-config-dir",
+        up_conf.to_str().unwrap(),
+        "-domain",
+        "example.",
+        "-dns-port",
+        "0",
+        "-http-port",
+        "-1",
+        "-node",
+        "up",
     ]);
     let rec = format!("127.0.0.1:{}", upstream.port());
     let conf = tmp.path().join("conf");
-    write(&conf, "web.json", r#"{"service": {"name": "web", "port": 80}}"#);
-    write(&conf, "t.json", r#"{"dns_config": {"recursor_timeout": "300ms"}}"#);
-    let agent = start(&tmp.path().join("d"), &["-config-dir", conf.to_str().unwrap(), "-recursor", &rec]);
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    );
+    write(
+        &conf,
+        "t.json",
+        r#"{"dns_config": {"recursor_timeout": "300ms"}}"#,
+    );
+    let agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap(), "-recursor", &rec],
+    );
     let p = agent.port();
     let fwd = dig(p, &["far.service.example"]);
     assert_eq!(fwd.answers("A"), ["127.0.0.1"], "{}", fwd.raw);
     assert!(fwd.has_flag("ra"));
-    assert_eq!(dig(p, &["+tcp", "far.service.example"]).answers("A"), ["127.0.0.1"]);
-    assert_eq!(dig(p, &["web.service.consul"]).answers("A"), ["127.0.0.1"], "own domain still answered locally");
+    assert_eq!(
+        dig(p, &["+tcp", "far.service.example"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    assert_eq!(
+        dig(p, &["web.service.consul"]).answers("A"),
+        ["127.0.0.1"],
+        "own domain still answered locally"
+    );
 
     // A recursor that swallows queries.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
-    let agent2 = start(&tmp.path().join("d2"), &["-config-dir", conf.to_str().unwrap(), "-recursor", &silent_addr]);
+    let agent2 = start(
+        &tmp.path().join("d2"),
+        &[
+            "-config-dir",
+            conf.to_str().unwrap(),
+            "-recursor",
+            &silent_addr,
+        ],
+    );
     let t0 = std::time::Instant::now();
     let r = dig(agent2.port(), &["example.org"]);
     assert_eq!(r.status, "SERVFAIL", "{}", r.raw);
@@ -311,7 +523,16 @@ fn dev_mode_serves_example_services() {
     let agent = Agent::start(&["-dev", "-dns-port", "0", "-http-port", "-1"]);
     let p = agent.port();
     assert_eq!(dig(p, &["web.service.consul"]).answers("A"), ["127.0.0.1"]);
-    assert_eq!(dig(p, &["rails.web.service.consul"]).answers("A"), ["127.0.0.1"]);
-    assert_eq!(dig(p, &["consul.service.consul", "SRV"]).answers("SRV").len(), 1, "the server lists itself");
+    assert_eq!(
+        dig(p, &["rails.web.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    assert_eq!(
+        dig(p, &["consul.service.consul", "SRV"])
+            .answers("SRV")
+            .len(),
+        1,
+        "the server lists itself"
+    );
     agent.signal("TERM");
 }

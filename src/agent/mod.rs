@@ -26,7 +26,11 @@ pub enum AgentError {
     #[error("the config was refused by the catalog: {0}")]
     Apply(#[from] ApplyError),
     #[error("cannot listen for {what} on {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot watch signals: {0}")]
     Signals(std::io::Error),
 }
@@ -55,8 +59,13 @@ pub fn host_info() -> HostInfo {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     // Only the first label: a DNS label is what a node name must be.
     let hostname = hostname.split('.').next().unwrap_or_default().to_string();
-    let addresses = if_addrs::get_if_addrs().map(|v| v.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
-    HostInfo { hostname, addresses }
+    let addresses = if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    HostInfo {
+        hostname,
+        addresses,
+    }
 }
 
 /// Builds the initial state from a validated config: the catalog holds the config's nodes
@@ -87,7 +96,9 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
         ("http port", state.config.ports.http, new.ports.http),
     ] {
         if old != newv {
-            tracing::warn!("{what} changed from {old:?} to {newv:?}: takes effect at the next restart");
+            tracing::warn!(
+                "{what} changed from {old:?} to {newv:?}: takes effect at the next restart"
+            );
         }
     }
     if state.config.dns_addrs != new.dns_addrs {
@@ -156,14 +167,24 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
 /// Binds UDP and TCP on the same port; port 0 takes the kernel's UDP choice for both.
 async fn bind_dns(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener), AgentError> {
     let addr = SocketAddr::new(ip, port);
-    let bind_err = |source| AgentError::Bind { what: "DNS", addr, source };
+    let bind_err = |source| AgentError::Bind {
+        what: "DNS",
+        addr,
+        source,
+    };
     let mut last = None;
     for _ in 0..if port == 0 { 20 } else { 1 } {
         let udp = UdpSocket::bind(addr).await.map_err(bind_err)?;
         let actual = udp.local_addr().map_err(bind_err)?;
         match TcpListener::bind(actual).await {
             Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last = Some(AgentError::Bind { what: "DNS (TCP)", addr: actual, source: e }),
+            Err(e) => {
+                last = Some(AgentError::Bind {
+                    what: "DNS (TCP)",
+                    addr: actual,
+                    source: e,
+                })
+            }
         }
     }
     Err(last.unwrap_or_else(|| bind_err(std::io::Error::other("no port"))))
@@ -175,7 +196,9 @@ fn seed_from_os() -> u64 {
     let mut b = [0u8; 8];
     match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
         Ok(()) => u64::from_le_bytes(b),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
     }
 }
 

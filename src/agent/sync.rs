@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::catalog::{Catalog, Change, Check, Command, Deregistration, Node, Registration, Service, Weights};
+use crate::catalog::{
+    Catalog, Change, Check, Command, Deregistration, Node, Registration, Service, Weights,
+};
 use crate::config::{AgentConfig, ServiceDef};
 
 /// What one config says each node should hold.
@@ -25,29 +27,40 @@ impl Desired {
     pub fn from_config(c: &AgentConfig) -> Desired {
         let mut nodes = BTreeMap::new();
         let mut services = c.services.clone();
-        if c.server {
-            if let Some(port) = c.ports.server {
-                // Consul lists its servers as the `consul` service.
-                services.push(ServiceDef {
-                    service: Service {
-                        id: "consul".into(),
-                        name: "consul".into(),
-                        tags: Vec::new(),
-                        address: String::new(),
-                        port,
-                        meta: BTreeMap::new(),
-                        weights: Weights::default(),
-                        enable_tag_override: false,
-                    },
-                    checks: Vec::new(),
-                });
-            }
+        if c.server
+            && let Some(port) = c.ports.server
+        {
+            // Consul lists its servers as the `consul` service.
+            services.push(ServiceDef {
+                service: Service {
+                    id: "consul".into(),
+                    name: "consul".into(),
+                    tags: Vec::new(),
+                    address: String::new(),
+                    port,
+                    meta: BTreeMap::new(),
+                    weights: Weights::default(),
+                    enable_tag_override: false,
+                },
+                checks: Vec::new(),
+            });
         }
-        nodes.insert(c.node_name.clone(), DesiredNode { node: c.local_node(), services, checks: c.checks.clone() });
+        nodes.insert(
+            c.node_name.clone(),
+            DesiredNode {
+                node: c.local_node(),
+                services,
+                checks: c.checks.clone(),
+            },
+        );
         for e in &c.external_nodes {
             nodes.insert(
                 e.node.name.clone(),
-                DesiredNode { node: e.node.clone(), services: e.services.clone(), checks: Vec::new() },
+                DesiredNode {
+                    node: e.node.clone(),
+                    services: e.services.clone(),
+                    checks: Vec::new(),
+                },
             );
         }
         Desired { nodes }
@@ -82,7 +95,12 @@ impl Desired {
                         .chain(new.checks.iter())
                         .map(|c| c.id.as_str())
                         .collect();
-                    for c in old.services.iter().flat_map(|s| s.checks.iter()).chain(old.checks.iter()) {
+                    for c in old
+                        .services
+                        .iter()
+                        .flat_map(|s| s.checks.iter())
+                        .chain(old.checks.iter())
+                    {
                         if !new_check_ids.contains(&c.id.as_str()) {
                             changes.push(Change::Deregister(Deregistration {
                                 node: name.clone(),
@@ -97,11 +115,12 @@ impl Desired {
         for (name, d) in &self.nodes {
             let keep = |c: &Check| -> Check {
                 let mut c = c.clone();
-                if let Some(existing) = catalog.node(name).and_then(|n| n.checks.get(&c.id)) {
-                    if existing.check.definition == c.definition && existing.check.service_id == c.service_id {
-                        c.status = existing.check.status;
-                        c.output = existing.check.output.clone();
-                    }
+                if let Some(existing) = catalog.node(name).and_then(|n| n.checks.get(&c.id))
+                    && existing.check.definition == c.definition
+                    && existing.check.service_id == c.service_id
+                {
+                    c.status = existing.check.status;
+                    c.output = existing.check.output.clone();
                 }
                 c
             };

@@ -3,12 +3,29 @@ use crate::catalog::HealthFilter;
 use crate::config::{Source, build};
 
 fn host() -> HostInfo {
-    HostInfo { hostname: "box1".into(), addresses: vec!["10.1.2.3".parse().unwrap()] }
+    HostInfo {
+        hostname: "box1".into(),
+        addresses: vec!["10.1.2.3".parse().unwrap()],
+    }
 }
 
 fn config(text: &str) -> AgentConfig {
-    let flags = AgentFlags { data_dir: Some("/tmp/x".into()), server: true, bootstrap: true, ..AgentFlags::default() };
-    build(&flags, &[Source { name: "a.json".into(), text: text.into(), scope: 0 }], &host()).unwrap()
+    let flags = AgentFlags {
+        data_dir: Some("/tmp/x".into()),
+        server: true,
+        bootstrap: true,
+        ..AgentFlags::default()
+    };
+    build(
+        &flags,
+        &[Source {
+            name: "a.json".into(),
+            text: text.into(),
+            scope: 0,
+        }],
+        &host(),
+    )
+    .unwrap()
 }
 
 fn services(s: &State) -> Vec<String> {
@@ -21,7 +38,10 @@ fn services(s: &State) -> Vec<String> {
 fn initial_state_registers_node_services_and_the_consul_service() {
     let s = initial_state(config(r#"{"service": {"name": "web", "port": 80}}"#), 1).unwrap();
     assert_eq!(services(&s), ["consul", "web"]);
-    let web: Vec<_> = s.catalog.instances("web", None, HealthFilter::All).collect();
+    let web: Vec<_> = s
+        .catalog
+        .instances("web", None, HealthFilter::All)
+        .collect();
     assert_eq!(web[0].node.node.name, "box1");
     assert_eq!(web[0].address(), "10.1.2.3");
     assert_eq!(s.catalog.index(), 1, "the whole config is one command");
@@ -29,7 +49,11 @@ fn initial_state_registers_node_services_and_the_consul_service() {
 
 #[test]
 fn applying_a_new_config_adds_and_removes_exactly_the_difference() {
-    let mut s = initial_state(config(r#"{"services": [{"name": "web"}, {"name": "db", "check": {"ttl": "10s"}}]}"#), 1).unwrap();
+    let mut s = initial_state(
+        config(r#"{"services": [{"name": "web"}, {"name": "db", "check": {"ttl": "10s"}}]}"#),
+        1,
+    )
+    .unwrap();
     let new = config(r#"{"services": [{"name": "web", "port": 81}, {"name": "cache"}]}"#);
     let desired = sync::Desired::from_config(&new);
     let cmd = desired.command(&s.desired, &s.catalog);
@@ -45,17 +69,26 @@ fn reapplying_keeps_check_status_set_since() {
     let cfg = config(r#"{"service": {"name": "db", "check": {"ttl": "10s"}}}"#);
     let mut s = initial_state(cfg.clone(), 1).unwrap();
     // Something (the TTL endpoint, later) marks the check passing.
-    let mut c = s.catalog.node("box1").unwrap().checks["service:db"].check.clone();
+    let mut c = s.catalog.node("box1").unwrap().checks["service:db"]
+        .check
+        .clone();
     c.status = crate::catalog::Health::Passing;
     let node = s.catalog.node("box1").unwrap().node.clone();
-    s.commit(&Command::one(crate::catalog::Change::Register(crate::catalog::Registration {
-        node,
-        service: None,
-        checks: vec![c],
-    })))
+    s.commit(&Command::one(crate::catalog::Change::Register(
+        crate::catalog::Registration {
+            node,
+            service: None,
+            checks: vec![c],
+        },
+    )))
     .unwrap();
     let desired = sync::Desired::from_config(&cfg);
     let cmd = desired.command(&s.desired, &s.catalog);
     s.commit(&cmd).unwrap();
-    assert_eq!(s.catalog.instances("db", None, HealthFilter::Passing).count(), 1);
+    assert_eq!(
+        s.catalog
+            .instances("db", None, HealthFilter::Passing)
+            .count(),
+        1
+    );
 }

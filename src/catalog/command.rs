@@ -14,6 +14,8 @@ pub struct Command {
     pub changes: Vec<Change>,
 }
 
+// Registrations are by far the common case; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// Create or update a node, and optionally one service on it and checks (Consul's
@@ -52,7 +54,9 @@ pub enum DecodeError {
 
 impl Command {
     pub fn one(change: Change) -> Command {
-        Command { changes: vec![change] }
+        Command {
+            changes: vec![change],
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -82,8 +82,14 @@ pub enum ApplyError {
     EmptyServiceName { node: String },
     #[error("node {node:?}: a check needs an ID or a name")]
     EmptyCheckId { node: String },
-    #[error("node {node:?}: check {check:?} refers to service {service:?}, which is not registered on that node")]
-    UnknownService { node: String, check: String, service: String },
+    #[error(
+        "node {node:?}: check {check:?} refers to service {service:?}, which is not registered on that node"
+    )]
+    UnknownService {
+        node: String,
+        check: String,
+        service: String,
+    },
 }
 
 /// Lower-cased key: DNS and Consul look names up case-insensitively.
@@ -169,14 +175,18 @@ impl Catalog {
                     removed_nodes.retain(|n| n != &nk);
                     if let Some(s) = &r.service {
                         if s.name.is_empty() {
-                            return Err(ApplyError::EmptyServiceName { node: r.node.name.clone() });
+                            return Err(ApplyError::EmptyServiceName {
+                                node: r.node.name.clone(),
+                            });
                         }
                         let id = if s.id.is_empty() { &s.name } else { &s.id };
                         overlay.insert((nk.clone(), id.clone()), Some(key(&s.name)));
                     }
                     for c in &r.checks {
                         if c.id.is_empty() && c.name.is_empty() {
-                            return Err(ApplyError::EmptyCheckId { node: r.node.name.clone() });
+                            return Err(ApplyError::EmptyCheckId {
+                                node: r.node.name.clone(),
+                            });
                         }
                         if !c.service_id.is_empty()
                             && service_on(&overlay, &removed_nodes, &nk, &c.service_id).is_none()
@@ -209,7 +219,10 @@ impl Catalog {
 
     fn register(&mut self, index: u64, r: &Registration) {
         let nk = key(&r.node.name);
-        let old_ip = self.nodes.get(&nk).and_then(|n| n.node.address.parse::<IpAddr>().ok());
+        let old_ip = self
+            .nodes
+            .get(&nk)
+            .and_then(|n| n.node.address.parse::<IpAddr>().ok());
         let entry = self.nodes.entry(nk.clone()).or_insert_with(|| NodeEntry {
             node: r.node.clone(),
             create_index: index,
@@ -222,10 +235,10 @@ impl Catalog {
             entry.modify_index = index;
         }
         let new_ip = entry.node.address.parse::<IpAddr>().ok();
-        if old_ip != new_ip {
-            if let Some(ip) = old_ip {
-                remove_from(&mut self.node_addrs, ip, &nk);
-            }
+        if old_ip != new_ip
+            && let Some(ip) = old_ip
+        {
+            remove_from(&mut self.node_addrs, ip, &nk);
         }
         if let Some(ip) = new_ip {
             let v = self.node_addrs.entry(ip).or_default();
@@ -255,7 +268,11 @@ impl Catalog {
                 None => {
                     entry.checks.insert(
                         c.id.clone(),
-                        CheckEntry { check: c, create_index: index, modify_index: index },
+                        CheckEntry {
+                            check: c,
+                            create_index: index,
+                            modify_index: index,
+                        },
                     );
                 }
             }
@@ -280,7 +297,11 @@ impl Catalog {
             None => {
                 node.services.insert(
                     id.clone(),
-                    ServiceEntry { service: s, create_index: index, modify_index: index },
+                    ServiceEntry {
+                        service: s,
+                        create_index: index,
+                        modify_index: index,
+                    },
                 );
             }
         }
@@ -316,7 +337,9 @@ impl Catalog {
 
     /// A check on a node changed: every service name it can affect has new data.
     fn touch_services_of_check(&mut self, index: u64, nk: &str) {
-        let Some(node) = self.nodes.get(nk) else { return };
+        let Some(node) = self.nodes.get(nk) else {
+            return;
+        };
         for s in node.services.values() {
             if let Some(sn) = self.services.get_mut(&key(&s.service.name)) {
                 sn.modify_index = index;
@@ -342,18 +365,22 @@ impl Catalog {
                 for id in ids {
                     self.remove_service(index, &nk, &id);
                 }
-                if let Some(n) = self.nodes.remove(&nk) {
-                    if let Ok(ip) = n.node.address.parse::<IpAddr>() {
-                        remove_from(&mut self.node_addrs, ip, &nk);
-                    }
+                if let Some(n) = self.nodes.remove(&nk)
+                    && let Ok(ip) = n.node.address.parse::<IpAddr>()
+                {
+                    remove_from(&mut self.node_addrs, ip, &nk);
                 }
             }
         }
     }
 
     fn remove_service(&mut self, index: u64, nk: &str, id: &str) {
-        let Some(node) = self.nodes.get_mut(nk) else { return };
-        let Some(entry) = node.services.remove(id) else { return };
+        let Some(node) = self.nodes.get_mut(nk) else {
+            return;
+        };
+        let Some(entry) = node.services.remove(id) else {
+            return;
+        };
         node.checks.retain(|_, c| c.check.service_id != id);
         let pair = (nk.to_string(), id.to_string());
         self.unlink_service(index, &key(&entry.service.name), &pair);
@@ -388,7 +415,9 @@ impl Catalog {
 
     /// Index of the last change to any instance of the service `name` (0 if none).
     pub fn service_index(&self, name: &str) -> u64 {
-        self.services.get(&key(name)).map_or(0, |sn| sn.modify_index)
+        self.services
+            .get(&key(name))
+            .map_or(0, |sn| sn.modify_index)
     }
 
     /// Instances of service `name` (case-insensitive), optionally only those carrying `tag`
@@ -404,17 +433,27 @@ impl Catalog {
         } else {
             self.services.get(name)
         };
-        list.into_iter().flat_map(|sn| sn.instances.iter()).filter_map(move |(nk, id)| {
-            let node = self.nodes.get(nk)?;
-            let service = node.services.get(id)?;
-            if let Some(tag) = tag {
-                if !service.service.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+        list.into_iter()
+            .flat_map(|sn| sn.instances.iter())
+            .filter_map(move |(nk, id)| {
+                let node = self.nodes.get(nk)?;
+                let service = node.services.get(id)?;
+                if let Some(tag) = tag
+                    && !service
+                        .service
+                        .tags
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(tag))
+                {
                     return None;
                 }
-            }
-            let health = instance_health(node, id);
-            filter.keeps(health).then_some(Instance { node, service, health })
-        })
+                let health = instance_health(node, id);
+                filter.keeps(health).then_some(Instance {
+                    node,
+                    service,
+                    health,
+                })
+            })
     }
 
     /// Whether any instance of service `name` exists, whatever its health or tags.
@@ -424,16 +463,28 @@ impl Catalog {
 
     /// Nodes whose address is `ip`.
     pub fn nodes_by_address(&self, ip: IpAddr) -> impl Iterator<Item = &NodeEntry> {
-        self.node_addrs.get(&ip).into_iter().flatten().filter_map(|nk| self.nodes.get(nk))
+        self.node_addrs
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|nk| self.nodes.get(nk))
     }
 
     /// Service instances whose own address is `ip`.
     pub fn services_by_address(&self, ip: IpAddr) -> impl Iterator<Item = Instance<'_>> {
-        self.service_addrs.get(&ip).into_iter().flatten().filter_map(|(nk, id)| {
-            let node = self.nodes.get(nk)?;
-            let service = node.services.get(id)?;
-            Some(Instance { node, service, health: instance_health(node, id) })
-        })
+        self.service_addrs
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|(nk, id)| {
+                let node = self.nodes.get(nk)?;
+                let service = node.services.get(id)?;
+                Some(Instance {
+                    node,
+                    service,
+                    health: instance_health(node, id),
+                })
+            })
     }
 }
 
@@ -451,7 +502,11 @@ fn check_id(c: &Check) -> &str {
     if c.id.is_empty() { &c.name } else { &c.id }
 }
 
-fn remove_from<K: std::hash::Hash + Eq, T: PartialEq>(map: &mut HashMap<K, Vec<T>>, k: K, item: &T) {
+fn remove_from<K: std::hash::Hash + Eq, T: PartialEq>(
+    map: &mut HashMap<K, Vec<T>>,
+    k: K,
+    item: &T,
+) {
     if let Some(v) = map.get_mut(&k) {
         v.retain(|x| x != item);
         if v.is_empty() {

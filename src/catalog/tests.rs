@@ -36,12 +36,18 @@ fn check(id: &str, service_id: &str, status: Health) -> Check {
 }
 
 fn reg(n: Node, s: Option<Service>, checks: Vec<Check>) -> Command {
-    Command::one(Change::Register(Registration { node: n, service: s, checks }))
+    Command::one(Change::Register(Registration {
+        node: n,
+        service: s,
+        checks,
+    }))
 }
 
 fn names(cat: &Catalog, svc: &str, tag: Option<&str>, f: HealthFilter) -> Vec<String> {
-    let mut v: Vec<String> =
-        cat.instances(svc, tag, f).map(|i| format!("{}/{}", i.node.node.name, i.service.service.id)).collect();
+    let mut v: Vec<String> = cat
+        .instances(svc, tag, f)
+        .map(|i| format!("{}/{}", i.node.node.name, i.service.service.id))
+        .collect();
     v.sort();
     v
 }
@@ -49,10 +55,21 @@ fn names(cat: &Catalog, svc: &str, tag: Option<&str>, f: HealthFilter) -> Vec<St
 #[test]
 fn register_service_is_found_by_name_case_insensitively() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web", "Web", &["rails"], 80)), vec![])).unwrap();
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("web", "Web", &["rails"], 80)),
+            vec![],
+        ),
+    )
+    .unwrap();
     assert_eq!(names(&c, "web", None, HealthFilter::All), ["n1/web"]);
     assert_eq!(names(&c, "WEB", None, HealthFilter::All), ["n1/web"]);
-    assert_eq!(names(&c, "web", Some("RAILS"), HealthFilter::All), ["n1/web"]);
+    assert_eq!(
+        names(&c, "web", Some("RAILS"), HealthFilter::All),
+        ["n1/web"]
+    );
     assert!(names(&c, "web", Some("other"), HealthFilter::All).is_empty());
     assert_eq!(c.index(), 1);
     assert_eq!(c.service_index("web"), 1);
@@ -62,27 +79,93 @@ fn register_service_is_found_by_name_case_insensitively() {
 #[test]
 fn empty_service_id_defaults_to_name() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("", "db", &[], 5432)), vec![])).unwrap();
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("", "db", &[], 5432)),
+            vec![],
+        ),
+    )
+    .unwrap();
     assert_eq!(names(&c, "db", None, HealthFilter::All), ["n1/db"]);
 }
 
 #[test]
 fn critical_check_hides_instance_unless_all_requested() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web1", "web", &[], 80)), vec![])).unwrap();
-    c.apply(2, &reg(node("n2", "10.0.0.2"), Some(service("web2", "web", &[], 80)), vec![])).unwrap();
-    c.apply(3, &reg(node("n2", "10.0.0.2"), None, vec![check("c", "web2", Health::Critical)])).unwrap();
-    assert_eq!(names(&c, "web", None, HealthFilter::NotCritical), ["n1/web1"]);
-    assert_eq!(names(&c, "web", None, HealthFilter::All), ["n1/web1", "n2/web2"]);
-    assert_eq!(c.service_index("web"), 3, "a check change bumps its service's index");
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("web1", "web", &[], 80)),
+            vec![],
+        ),
+    )
+    .unwrap();
+    c.apply(
+        2,
+        &reg(
+            node("n2", "10.0.0.2"),
+            Some(service("web2", "web", &[], 80)),
+            vec![],
+        ),
+    )
+    .unwrap();
+    c.apply(
+        3,
+        &reg(
+            node("n2", "10.0.0.2"),
+            None,
+            vec![check("c", "web2", Health::Critical)],
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        names(&c, "web", None, HealthFilter::NotCritical),
+        ["n1/web1"]
+    );
+    assert_eq!(
+        names(&c, "web", None, HealthFilter::All),
+        ["n1/web1", "n2/web2"]
+    );
+    assert_eq!(
+        c.service_index("web"),
+        3,
+        "a check change bumps its service's index"
+    );
 }
 
 #[test]
 fn node_check_affects_every_service_on_the_node_and_warning_only_drops_with_passing_filter() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("a", "a", &[], 1)), vec![])).unwrap();
-    c.apply(2, &reg(node("n1", "10.0.0.1"), Some(service("b", "b", &[], 2)), vec![])).unwrap();
-    c.apply(3, &reg(node("n1", "10.0.0.1"), None, vec![check("serfHealth", "", Health::Warning)])).unwrap();
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("a", "a", &[], 1)),
+            vec![],
+        ),
+    )
+    .unwrap();
+    c.apply(
+        2,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("b", "b", &[], 2)),
+            vec![],
+        ),
+    )
+    .unwrap();
+    c.apply(
+        3,
+        &reg(
+            node("n1", "10.0.0.1"),
+            None,
+            vec![check("serfHealth", "", Health::Warning)],
+        ),
+    )
+    .unwrap();
     assert_eq!(names(&c, "a", None, HealthFilter::NotCritical), ["n1/a"]);
     assert!(names(&c, "a", None, HealthFilter::Passing).is_empty());
     assert!(names(&c, "b", None, HealthFilter::Passing).is_empty());
@@ -93,7 +176,11 @@ fn check_for_unknown_service_is_refused_and_changes_nothing() {
     let mut c = Catalog::new();
     let cmd = Command {
         changes: vec![
-            Change::Register(Registration { node: node("n1", "10.0.0.1"), service: None, checks: vec![] }),
+            Change::Register(Registration {
+                node: node("n1", "10.0.0.1"),
+                service: None,
+                checks: vec![],
+            }),
             Change::Register(Registration {
                 node: node("n1", "10.0.0.1"),
                 service: None,
@@ -103,7 +190,10 @@ fn check_for_unknown_service_is_refused_and_changes_nothing() {
     };
     let err = c.apply(1, &cmd).unwrap_err();
     assert!(matches!(err, ApplyError::UnknownService { .. }), "{err}");
-    assert!(c.node("n1").is_none(), "the first change of a refused command is not applied");
+    assert!(
+        c.node("n1").is_none(),
+        "the first change of a refused command is not applied"
+    );
 }
 
 #[test]
@@ -130,9 +220,20 @@ fn check_may_refer_to_service_registered_earlier_in_the_same_command() {
 #[test]
 fn deregistering_service_removes_its_checks_and_index_entry() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("web", "web", &[], 80)), vec![check("c", "web", Health::Critical)]))
-        .unwrap();
-    let d = Deregistration { node: "n1".into(), service_id: Some("web".into()), check_id: None };
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("web", "web", &[], 80)),
+            vec![check("c", "web", Health::Critical)],
+        ),
+    )
+    .unwrap();
+    let d = Deregistration {
+        node: "n1".into(),
+        service_id: Some("web".into()),
+        check_id: None,
+    };
     c.apply(2, &Command::one(Change::Deregister(d))).unwrap();
     assert!(!c.has_service("web"));
     assert!(c.node("n1").unwrap().checks.is_empty());
@@ -144,22 +245,49 @@ fn deregistering_node_removes_everything_and_ptr_entries() {
     let mut c = Catalog::new();
     let mut s = service("web", "web", &[], 80);
     s.address = "10.9.9.9".into();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(s), vec![])).unwrap();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(s), vec![]))
+        .unwrap();
     assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 1);
-    assert_eq!(c.services_by_address("10.9.9.9".parse().unwrap()).count(), 1);
-    let d = Deregistration { node: "N1".into(), service_id: None, check_id: None };
+    assert_eq!(
+        c.services_by_address("10.9.9.9".parse().unwrap()).count(),
+        1
+    );
+    let d = Deregistration {
+        node: "N1".into(),
+        service_id: None,
+        check_id: None,
+    };
     c.apply(2, &Command::one(Change::Deregister(d))).unwrap();
     assert!(c.node("n1").is_none());
     assert!(!c.has_service("web"));
     assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 0);
-    assert_eq!(c.services_by_address("10.9.9.9".parse().unwrap()).count(), 0);
+    assert_eq!(
+        c.services_by_address("10.9.9.9".parse().unwrap()).count(),
+        0
+    );
 }
 
 #[test]
 fn renaming_a_service_moves_it_between_names() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), Some(service("x", "old", &[], 80)), vec![])).unwrap();
-    c.apply(2, &reg(node("n1", "10.0.0.1"), Some(service("x", "new", &[], 80)), vec![])).unwrap();
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("x", "old", &[], 80)),
+            vec![],
+        ),
+    )
+    .unwrap();
+    c.apply(
+        2,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("x", "new", &[], 80)),
+            vec![],
+        ),
+    )
+    .unwrap();
     assert!(!c.has_service("old"));
     assert_eq!(names(&c, "new", None, HealthFilter::All), ["n1/x"]);
 }
@@ -167,8 +295,10 @@ fn renaming_a_service_moves_it_between_names() {
 #[test]
 fn changing_node_address_updates_ptr_index() {
     let mut c = Catalog::new();
-    c.apply(1, &reg(node("n1", "10.0.0.1"), None, vec![])).unwrap();
-    c.apply(2, &reg(node("n1", "10.0.0.2"), None, vec![])).unwrap();
+    c.apply(1, &reg(node("n1", "10.0.0.1"), None, vec![]))
+        .unwrap();
+    c.apply(2, &reg(node("n1", "10.0.0.2"), None, vec![]))
+        .unwrap();
     assert_eq!(c.nodes_by_address("10.0.0.1".parse().unwrap()).count(), 0);
     assert_eq!(c.nodes_by_address("10.0.0.2".parse().unwrap()).count(), 1);
     assert_eq!(c.node("n1").unwrap().modify_index, 2);
@@ -178,7 +308,11 @@ fn changing_node_address_updates_ptr_index() {
 #[test]
 fn reapplying_an_identical_registration_keeps_modify_indexes() {
     let mut c = Catalog::new();
-    let cmd = reg(node("n1", "10.0.0.1"), Some(service("web", "web", &[], 80)), vec![]);
+    let cmd = reg(
+        node("n1", "10.0.0.1"),
+        Some(service("web", "web", &[], 80)),
+        vec![],
+    );
     c.apply(1, &cmd).unwrap();
     c.apply(2, &cmd).unwrap();
     assert_eq!(c.service_index("web"), 1);
@@ -187,7 +321,11 @@ fn reapplying_an_identical_registration_keeps_modify_indexes() {
 
 #[test]
 fn commands_round_trip_through_postcard() {
-    let cmd = reg(node("n1", "10.0.0.1"), Some(service("web", "web", &["a"], 80)), vec![check("c", "web", Health::Warning)]);
+    let cmd = reg(
+        node("n1", "10.0.0.1"),
+        Some(service("web", "web", &["a"], 80)),
+        vec![check("c", "web", Health::Warning)],
+    );
     assert_eq!(Command::decode(&cmd.encode()).unwrap(), cmd);
     assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
 }
@@ -201,7 +339,13 @@ mod props {
         let sid = prop::sample::select(vec!["", "s1", "S2", "s3"]);
         let health = prop::sample::select(vec![Health::Passing, Health::Warning, Health::Critical]);
         prop_oneof![
-            (name.clone(), sid.clone(), prop::sample::select(vec!["web", "db"]), 0u8..4, prop::option::of(health))
+            (
+                name.clone(),
+                sid.clone(),
+                prop::sample::select(vec!["web", "db"]),
+                0u8..4,
+                prop::option::of(health)
+            )
                 .prop_map(|(n, id, svc, ip, h)| {
                     let checks = h.map(|h| check("chk", "", h)).into_iter().collect();
                     Change::Register(Registration {

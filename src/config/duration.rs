@@ -2,7 +2,11 @@
 
 /// Milliseconds in `s`, or a message saying what is accepted. A bare `0` is allowed.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), such as \"10s\" or \"1m30s\"");
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), such as \"10s\" or \"1m30s\""
+        )
+    };
     if s == "0" {
         return Ok(0);
     }
@@ -12,13 +16,17 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     let mut rest = s;
     let mut total_ns: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,

@@ -58,7 +58,11 @@ pub struct AgentFlags {
     #[arg(long = "https-port", value_name = "PORT", allow_hyphen_values = true)]
     pub https_port: Option<i32>,
     /// Gossip (LAN) port (default 8301).
-    #[arg(long = "serf-lan-port", value_name = "PORT", allow_hyphen_values = true)]
+    #[arg(
+        long = "serf-lan-port",
+        value_name = "PORT",
+        allow_hyphen_values = true
+    )]
     pub serf_lan_port: Option<i32>,
     /// Server RPC/Raft port (default 8300).
     #[arg(long = "server-port", value_name = "PORT", allow_hyphen_values = true)]
@@ -113,9 +117,31 @@ mod tests {
     fn single_dash_long_flags_become_double_dash() {
         let known = ["data-dir", "dev", "dns-port"];
         assert_eq!(
-            normalize_args(v(&["outpost", "agent", "-dev", "-data-dir=/x", "--dns-port", "-1", "-h"]), &known),
-            v(&["outpost", "agent", "--dev", "--data-dir=/x", "--dns-port", "-1", "-h"])
+            normalize_args(
+                v(&[
+                    "outpost",
+                    "agent",
+                    "-dev",
+                    "-data-dir=/x",
+                    "--dns-port",
+                    "-1",
+                    "-h"
+                ]),
+                &known
+            ),
+            v(&[
+                "outpost",
+                "agent",
+                "--dev",
+                "--data-dir=/x",
+                "--dns-port",
+                "-1",
+                "-h"
+            ])
         );
-        assert_eq!(normalize_args(v(&["-unknown", "--", "-dev"]), &known), v(&["-unknown", "--", "-dev"]));
+        assert_eq!(
+            normalize_args(v(&["-unknown", "--", "-dev"]), &known),
+            v(&["-unknown", "--", "-dev"])
+        );
     }
 }

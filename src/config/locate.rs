@@ -84,7 +84,8 @@ fn value_end(b: &[u8], p: usize) -> Option<usize> {
         }
         _ => {
             let mut q = p;
-            while q < b.len() && !matches!(b[q], b',' | b'}' | b']') && !b[q].is_ascii_whitespace() {
+            while q < b.len() && !matches!(b[q], b',' | b'}' | b']') && !b[q].is_ascii_whitespace()
+            {
                 q += 1;
             }
             Some(q)
@@ -138,8 +139,14 @@ mod tests {
     #[test]
     fn finds_nested_keys_and_indices() {
         let text = "{\n  \"a\": {\"x\": \"}\\\"\"},\n  \"services\": [\n    {\"id\": 1},\n    {\"name\": \"web\", \"port\": 80}\n  ]\n}";
-        assert_eq!(locate(text, &[k("services"), Step::Index(1), k("port")]), (5, 29));
-        assert_eq!(locate(text, &[k("services"), Step::Index(0), k("id")]), (4, 12));
+        assert_eq!(
+            locate(text, &[k("services"), Step::Index(1), k("port")]),
+            (5, 29)
+        );
+        assert_eq!(
+            locate(text, &[k("services"), Step::Index(0), k("id")]),
+            (4, 12)
+        );
         assert_eq!(locate(text, &[k("a"), k("x")]), (2, 14));
         assert_eq!(locate(text, &[k("missing")]), (1, 1));
         assert_eq!(locate(text, &[k("services"), Step::Index(7)]), (3, 15));

@@ -43,11 +43,23 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn flag(field: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: None, line: 0, column: 0, field: format!("-{field}"), message: message.into() }
+        ConfigError {
+            file: None,
+            line: 0,
+            column: 0,
+            field: format!("-{field}"),
+            message: message.into(),
+        }
     }
 
     fn io(path: &Path, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: Some(path.to_path_buf()), line: 0, column: 0, field: String::new(), message: message.into() }
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: message.into(),
+        }
     }
 }
 
@@ -197,34 +209,60 @@ pub fn read_sources(flags: &AgentFlags) -> Result<Vec<Source>, ConfigError> {
     let mut sources = Vec::new();
     let mut scope = 0;
     for f in &flags.config_file {
-        sources.push(Source { name: f.clone(), text: read_file(f)?, scope: 0 });
+        sources.push(Source {
+            name: f.clone(),
+            text: read_file(f)?,
+            scope: 0,
+        });
     }
     for dir in &flags.config_dir {
         let (files, subdirs) = list_dir(dir)?;
         for f in files {
-            sources.push(Source { text: read_file(&f)?, name: f, scope: 0 });
+            sources.push(Source {
+                text: read_file(&f)?,
+                name: f,
+                scope: 0,
+            });
         }
         for sub in subdirs {
             scope += 1;
             let (files, _) = list_dir(&sub)?;
             for f in files {
-                sources.push(Source { text: read_file(&f)?, name: f, scope });
+                sources.push(Source {
+                    text: read_file(&f)?,
+                    name: f,
+                    scope,
+                });
             }
         }
         if sources.len() > MAX_FILES {
-            return Err(ConfigError::io(dir, format!("more than {MAX_FILES} config files")));
+            return Err(ConfigError::io(
+                dir,
+                format!("more than {MAX_FILES} config files"),
+            ));
         }
     }
     if flags.dev && flags.config_dir.is_empty() && flags.config_file.is_empty() {
-        sources.push(Source { name: DEV_EXAMPLES_NAME.into(), text: DEV_EXAMPLES.into(), scope: 0 });
+        sources.push(Source {
+            name: DEV_EXAMPLES_NAME.into(),
+            text: DEV_EXAMPLES.into(),
+            scope: 0,
+        });
     }
     Ok(sources)
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| ConfigError::io(path, format!("cannot read: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| ConfigError::io(path, format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(ConfigError::io(path, format!("{} bytes is over the {MAX_FILE_BYTES}-byte limit", meta.len())));
+        return Err(ConfigError::io(
+            path,
+            format!(
+                "{} bytes is over the {MAX_FILE_BYTES}-byte limit",
+                meta.len()
+            ),
+        ));
     }
     std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, format!("cannot read: {e}")))
 }
@@ -232,7 +270,8 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
 /// Config files (`*.json`) and sub-directories of `dir`, each sorted by name. `*.hcl` files
 /// are refused rather than silently ignored.
 fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::io(dir, format!("cannot read config dir: {e}")))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::io(dir, format!("cannot read config dir: {e}")))?;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     for e in entries {
@@ -243,16 +282,24 @@ fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ConfigError> {
         if name.starts_with('.') {
             continue;
         }
-        let is_dir = std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(&path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         if is_dir {
             dirs.push(path);
         } else if name.ends_with(".json") {
             files.push(path);
         } else if name.ends_with(".hcl") {
-            return Err(ConfigError::io(&path, "HCL config files are not supported; write it as JSON (same keys)"));
+            return Err(ConfigError::io(
+                &path,
+                "HCL config files are not supported; write it as JSON (same keys)",
+            ));
         }
         if files.len() + dirs.len() > MAX_FILES {
-            return Err(ConfigError::io(dir, format!("more than {MAX_FILES} entries")));
+            return Err(ConfigError::io(
+                dir,
+                format!("more than {MAX_FILES} entries"),
+            ));
         }
     }
     files.sort();
@@ -270,7 +317,9 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
             line,
             column,
             field: String::new(),
-            message: "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}".into(),
+            message:
+                "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}"
+                    .into(),
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
@@ -281,7 +330,13 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
         if let Some(i) = message.rfind(" at line ") {
             message.truncate(i);
         }
-        ConfigError { file: Some(name.into()), line: e.line(), column: e.column(), field, message }
+        ConfigError {
+            file: Some(name.into()),
+            line: e.line(),
+            column: e.column(),
+            field,
+            message,
+        }
     };
     match parsed {
         Ok(c) => {
@@ -292,8 +347,15 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
             let path = e.path().to_string();
             let inner = e.into_inner();
             // A syntax error has no meaningful field; the position says it all.
-            let syntax = matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
-            let field = if syntax || path == "." { String::new() } else { path.replace(".?", "") };
+            let syntax = matches!(
+                inner.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            );
+            let field = if syntax || path == "." {
+                String::new()
+            } else {
+                path.replace(".?", "")
+            };
             Err(at(inner, field))
         }
     }
@@ -301,7 +363,11 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
 
 /// Builds the validated configuration from flags and sources. Pure: the same inputs give the
 /// same result or the same first error.
-pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<AgentConfig, ConfigError> {
+pub fn build(
+    flags: &AgentFlags,
+    sources: &[Source],
+    host: &HostInfo,
+) -> Result<AgentConfig, ConfigError> {
     validate::build(flags, sources, host)
 }
 

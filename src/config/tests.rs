@@ -4,15 +4,28 @@ use super::*;
 use crate::catalog::Health;
 
 fn host() -> HostInfo {
-    HostInfo { hostname: "box1".into(), addresses: vec!["127.0.0.1".parse().unwrap(), "192.168.1.20".parse().unwrap()] }
+    HostInfo {
+        hostname: "box1".into(),
+        addresses: vec![
+            "127.0.0.1".parse().unwrap(),
+            "192.168.1.20".parse().unwrap(),
+        ],
+    }
 }
 
 fn src(name: &str, text: &str) -> Source {
-    Source { name: PathBuf::from(name), text: text.into(), scope: 0 }
+    Source {
+        name: PathBuf::from(name),
+        text: text.into(),
+        scope: 0,
+    }
 }
 
 fn flags_with_dir() -> AgentFlags {
-    AgentFlags { data_dir: Some("/tmp/x".into()), ..AgentFlags::default() }
+    AgentFlags {
+        data_dir: Some("/tmp/x".into()),
+        ..AgentFlags::default()
+    }
 }
 
 fn build_one(text: &str) -> Result<AgentConfig, ConfigError> {
@@ -28,7 +41,11 @@ fn walkthrough_service_file_loads_with_consul_defaults() {
     assert_eq!(c.ports.dns, Some(8600));
     assert_eq!(c.ports.http, Some(8500));
     assert_eq!(c.dns_addrs, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
-    assert_eq!(c.advertise_addr, "192.168.1.20".parse::<IpAddr>().unwrap(), "first private address, as Consul");
+    assert_eq!(
+        c.advertise_addr,
+        "192.168.1.20".parse::<IpAddr>().unwrap(),
+        "first private address, as Consul"
+    );
     assert_eq!(c.services.len(), 1);
     let s = &c.services[0].service;
     assert_eq!((s.id.as_str(), s.name.as_str(), s.port), ("web", "web", 80));
@@ -46,12 +63,20 @@ fn services_list_and_checks_get_consul_ids() {
         ]}"#,
     )
     .unwrap();
-    let ids: Vec<&str> = c.services.iter().flat_map(|d| d.checks.iter().map(|c| c.id.as_str())).collect();
+    let ids: Vec<&str> = c
+        .services
+        .iter()
+        .flat_map(|d| d.checks.iter().map(|c| c.id.as_str()))
+        .collect();
     assert_eq!(ids, ["service:web:1", "service:web:2", "service:db1"]);
     let db = &c.services[1].checks[0];
     assert_eq!(db.status, Health::Passing);
     assert_eq!(db.definition.ttl_ms, 30_000);
-    assert_eq!(c.services[0].checks[0].status, Health::Critical, "checks start critical, as in Consul");
+    assert_eq!(
+        c.services[0].checks[0].status,
+        Health::Critical,
+        "checks start critical, as in Consul"
+    );
     assert_eq!(c.services[0].checks[1].definition.timeout_ms, 1000);
 }
 
@@ -68,7 +93,13 @@ fn agent_settings_in_files_and_flags_override_them() {
     assert_eq!(c.datacenter, "east");
     assert_eq!(c.domain, "example");
     assert_eq!(c.ports.dns, Some(8653));
-    assert_eq!(c.recursors, vec!["127.0.0.1:5300".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+    assert_eq!(
+        c.recursors,
+        vec![
+            "127.0.0.1:5300".parse().unwrap(),
+            "[::1]:53".parse().unwrap()
+        ]
+    );
     let d = c.dns_settings();
     assert_eq!(d.node_ttl, 10);
     assert_eq!(d.service_ttl("web-frontend"), 5);
@@ -79,8 +110,14 @@ fn agent_settings_in_files_and_flags_override_them() {
 
 #[test]
 fn later_files_override_earlier_scalars_and_append_services() {
-    let a = src("a.json", r#"{"datacenter": "one", "service": {"name": "a"}}"#);
-    let b = src("b.json", r#"{"datacenter": "two", "service": {"name": "b"}}"#);
+    let a = src(
+        "a.json",
+        r#"{"datacenter": "one", "service": {"name": "a"}}"#,
+    );
+    let b = src(
+        "b.json",
+        r#"{"datacenter": "two", "service": {"name": "b"}}"#,
+    );
     let c = build(&flags_with_dir(), &[a, b], &host()).unwrap();
     assert_eq!(c.datacenter, "two");
     assert_eq!(c.services.len(), 2);
@@ -90,33 +127,83 @@ fn later_files_override_earlier_scalars_and_append_services() {
 #[test]
 fn errors_point_at_the_culprit() {
     let cases: &[(&str, &str)] = &[
-        ("{\"service\": {\"name\": \"web\",\n  \"port\": 70000}}", "web.json:2:11: service.port: port 70000 is out of range: expected 0-65535"),
-        ("{\"service\": {\"name\": \"web\", \"prot\": 80}}", "web.json:1:34: service.prot: unknown field `prot`, expected one of"),
-        ("{\"service\": {\"name\": \"web\", \"port\": \"80\"}}", "web.json:1:40: service.port: invalid type: string \"80\", expected i64"),
-        ("{\"service\": {\"name\": \"web\"", "web.json:1:26: EOF while parsing an object"),
-        ("{\"service\": {\"name\": \"web\"}} x", "web.json:1:30: trailing characters"),
-        ("{\"services\": [{\"name\": \"a\"}, {\"name\": \"b\", \"address\": \"not an ip!\"}]}", "web.json:1:55: services[1].address: address \"not an ip!\": expected an IP address or a host name"),
-        ("{\"ports\": {\"http\": -2}}", "web.json:1:20: ports.http: port -2 for http is out of range: expected 0-65535, or -1 to disable"),
-        ("{\"bind_addr\": \"1.2.3\"}", "web.json:1:15: bind_addr: \"1.2.3\": expected an IP address"),
-        ("{\"dns_config\": {\"node_ttl\": \"10\"}}", "web.json:1:29: dns_config.node_ttl: invalid duration \"10\": expected a number with a unit"),
-        ("{\"service\": {\"name\": \"web\", \"check\": {\"http\": \"http://x\"}}}", "web.json:1:38: service.check.interval: a http check needs an \"interval\""),
-        ("{\"service\": {\"name\": \"web\", \"check\": {\"args\": [\"/bin/true\"], \"interval\": \"1s\"}}}", "service.check.args: script checks are disabled"),
-        ("{\"encrypt\": \"c2hvcnQ=\"}", "web.json:1:13: encrypt: key is 5 bytes: expected 16, 24 or 32 bytes"),
-        ("{\"dns_config\": {\"udp_answer_limit\": 0}}", "dns_config.udp_answer_limit: 0 is out of range: expected 1-8"),
-        ("{\"service\": {\"port\": 80}}", "web.json:1:13: service.name: a service needs a \"name\""),
+        (
+            "{\"service\": {\"name\": \"web\",\n  \"port\": 70000}}",
+            "web.json:2:11: service.port: port 70000 is out of range: expected 0-65535",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\", \"prot\": 80}}",
+            "web.json:1:34: service.prot: unknown field `prot`, expected one of",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\", \"port\": \"80\"}}",
+            "web.json:1:40: service.port: invalid type: string \"80\", expected i64",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\"",
+            "web.json:1:26: EOF while parsing an object",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\"}} x",
+            "web.json:1:30: trailing characters",
+        ),
+        (
+            "{\"services\": [{\"name\": \"a\"}, {\"name\": \"b\", \"address\": \"not an ip!\"}]}",
+            "web.json:1:55: services[1].address: address \"not an ip!\": expected an IP address or a host name",
+        ),
+        (
+            "{\"ports\": {\"http\": -2}}",
+            "web.json:1:20: ports.http: port -2 for http is out of range: expected 0-65535, or -1 to disable",
+        ),
+        (
+            "{\"bind_addr\": \"1.2.3\"}",
+            "web.json:1:15: bind_addr: \"1.2.3\": expected an IP address",
+        ),
+        (
+            "{\"dns_config\": {\"node_ttl\": \"10\"}}",
+            "web.json:1:29: dns_config.node_ttl: invalid duration \"10\": expected a number with a unit",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\", \"check\": {\"http\": \"http://x\"}}}",
+            "web.json:1:38: service.check.interval: a http check needs an \"interval\"",
+        ),
+        (
+            "{\"service\": {\"name\": \"web\", \"check\": {\"args\": [\"/bin/true\"], \"interval\": \"1s\"}}}",
+            "service.check.args: script checks are disabled",
+        ),
+        (
+            "{\"encrypt\": \"c2hvcnQ=\"}",
+            "web.json:1:13: encrypt: key is 5 bytes: expected 16, 24 or 32 bytes",
+        ),
+        (
+            "{\"dns_config\": {\"udp_answer_limit\": 0}}",
+            "dns_config.udp_answer_limit: 0 is out of range: expected 1-8",
+        ),
+        (
+            "{\"service\": {\"port\": 80}}",
+            "web.json:1:13: service.name: a service needs a \"name\"",
+        ),
         ("  [1, 2]", "web.json:1:3: expected a JSON object"),
     ];
     for (text, want) in cases {
         let err = build_one(text).expect_err(text).to_string();
-        assert!(err.starts_with(want) || err.contains(want), "for {text}\n  got:  {err}\n  want: {want}");
+        assert!(
+            err.starts_with(want) || err.contains(want),
+            "for {text}\n  got:  {err}\n  want: {want}"
+        );
     }
 }
 
 #[test]
 fn duplicate_service_ids_name_both_places() {
     let a = src("a.json", r#"{"service": {"name": "web", "port": 80}}"#);
-    let b = src("b.json", "{\n \"service\": {\"id\": \"web\", \"name\": \"web2\"}}");
-    let err = build(&flags_with_dir(), &[a, b], &host()).unwrap_err().to_string();
+    let b = src(
+        "b.json",
+        "{\n \"service\": {\"id\": \"web\", \"name\": \"web2\"}}",
+    );
+    let err = build(&flags_with_dir(), &[a, b], &host())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "b.json:2:20: service.id: duplicate service ID \"web\": already defined at a.json:1:22; give one of them a different \"id\""
@@ -135,21 +222,38 @@ fn flag_errors_name_the_flag() {
     f.bootstrap = true;
     f.server = true;
     f.bootstrap_expect = Some(3);
-    assert!(build(&f, &[], &host()).unwrap_err().to_string().contains("cannot be combined with bootstrap"));
+    assert!(
+        build(&f, &[], &host())
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be combined with bootstrap")
+    );
     let f = AgentFlags::default();
-    assert!(build(&f, &[], &host()).unwrap_err().to_string().starts_with("-data-dir: must be set"));
+    assert!(
+        build(&f, &[], &host())
+            .unwrap_err()
+            .to_string()
+            .starts_with("-data-dir: must be set")
+    );
 }
 
 #[test]
 fn dev_mode_needs_no_flags_and_serves_examples_on_loopback() {
-    let f = AgentFlags { dev: true, ..AgentFlags::default() };
+    let f = AgentFlags {
+        dev: true,
+        ..AgentFlags::default()
+    };
     let sources = read_sources(&f).unwrap();
     let c = build(&f, &sources, &host()).unwrap();
     assert!(c.server && c.bootstrap && c.data_dir.is_none());
     assert_eq!(c.bind_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!(c.advertise_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!(c.node_name, "box1");
-    let web = c.services.iter().find(|s| s.service.name == "web").expect("web example");
+    let web = c
+        .services
+        .iter()
+        .find(|s| s.service.name == "web")
+        .expect("web example");
     assert_eq!(web.service.tags, vec!["rails"]);
     assert_eq!(web.service.port, 80);
 }
@@ -157,15 +261,34 @@ fn dev_mode_needs_no_flags_and_serves_examples_on_loopback() {
 #[test]
 fn sub_directory_with_node_block_defines_an_external_node() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("web.json"), r#"{"service": {"name": "web", "port": 80}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("web.json"),
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    )
+    .unwrap();
     let n = dir.path().join("node-000");
     std::fs::create_dir(&n).unwrap();
-    std::fs::write(n.join("node.json"), r#"{"node": {"name": "node-000", "address": "127.77.0.1"}}"#).unwrap();
-    std::fs::write(n.join("svc-1.json"), r#"{"service": {"id": "web", "name": "web", "port": 81}}"#).unwrap();
+    std::fs::write(
+        n.join("node.json"),
+        r#"{"node": {"name": "node-000", "address": "127.77.0.1"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        n.join("svc-1.json"),
+        r#"{"service": {"id": "web", "name": "web", "port": 81}}"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-    let f = AgentFlags { config_dir: vec![dir.path().into()], ..flags_with_dir() };
+    let f = AgentFlags {
+        config_dir: vec![dir.path().into()],
+        ..flags_with_dir()
+    };
     let c = load(&f, &host()).unwrap();
-    assert_eq!(c.services.len(), 1, "the same ID on another node is no duplicate");
+    assert_eq!(
+        c.services.len(),
+        1,
+        "the same ID on another node is no duplicate"
+    );
     assert_eq!(c.external_nodes.len(), 1);
     assert_eq!(c.external_nodes[0].node.address, "127.77.0.1");
     assert_eq!(c.external_nodes[0].services[0].service.port, 81);
@@ -175,15 +298,29 @@ fn sub_directory_with_node_block_defines_an_external_node() {
 fn hcl_files_are_refused_not_ignored() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("web.hcl"), "service { name = \"web\" }").unwrap();
-    let f = AgentFlags { config_dir: vec![dir.path().into()], ..flags_with_dir() };
-    assert!(load(&f, &host()).unwrap_err().to_string().contains("HCL config files are not supported"));
+    let f = AgentFlags {
+        config_dir: vec![dir.path().into()],
+        ..flags_with_dir()
+    };
+    assert!(
+        load(&f, &host())
+            .unwrap_err()
+            .to_string()
+            .contains("HCL config files are not supported")
+    );
 }
 
 #[test]
 fn missing_config_dir_is_an_error_naming_it() {
-    let f = AgentFlags { config_dir: vec!["/nonexistent/outpost.d".into()], ..flags_with_dir() };
+    let f = AgentFlags {
+        config_dir: vec!["/nonexistent/outpost.d".into()],
+        ..flags_with_dir()
+    };
     let e = load(&f, &host()).unwrap_err().to_string();
-    assert!(e.starts_with("/nonexistent/outpost.d: cannot read config dir"), "{e}");
+    assert!(
+        e.starts_with("/nonexistent/outpost.d: cannot read config dir"),
+        "{e}"
+    );
 }
 
 mod props {

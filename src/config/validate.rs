@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile};
 use super::locate::{Step, locate};
 use super::{
-    AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports, ServiceDef, Source, parse_duration,
-    parse_source,
+    AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports, ServiceDef,
+    Source, parse_duration, parse_source,
 };
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
 
@@ -20,19 +20,28 @@ struct At<'a> {
 
 impl<'a> At<'a> {
     fn root(source: &'a Source) -> At<'a> {
-        At { source, path: Vec::new() }
+        At {
+            source,
+            path: Vec::new(),
+        }
     }
 
     fn key(&self, k: &str) -> At<'a> {
         let mut path = self.path.clone();
         path.push(Step::Key(k.into()));
-        At { source: self.source, path }
+        At {
+            source: self.source,
+            path,
+        }
     }
 
     fn index(&self, i: usize) -> At<'a> {
         let mut path = self.path.clone();
         path.push(Step::Index(i));
-        At { source: self.source, path }
+        At {
+            source: self.source,
+            path,
+        }
     }
 
     fn field(&self) -> String {
@@ -76,7 +85,10 @@ struct Setting<'a, T> {
 
 impl<'a, T> Setting<'a, T> {
     fn new() -> Self {
-        Setting { value: None, at: None }
+        Setting {
+            value: None,
+            at: None,
+        }
     }
 
     fn set(&mut self, v: Option<T>, at: At<'a>) {
@@ -102,9 +114,15 @@ impl<'a, T> Setting<'a, T> {
     }
 }
 
-pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<AgentConfig, ConfigError> {
-    let parsed: Vec<(&Source, FileConfig)> =
-        sources.iter().map(|s| parse_source(&s.name, &s.text).map(|c| (s, c))).collect::<Result<_, _>>()?;
+pub fn build(
+    flags: &AgentFlags,
+    sources: &[Source],
+    host: &HostInfo,
+) -> Result<AgentConfig, ConfigError> {
+    let parsed: Vec<(&Source, FileConfig)> = sources
+        .iter()
+        .map(|s| parse_source(&s.name, &s.text).map(|c| (s, c)))
+        .collect::<Result<_, _>>()?;
 
     let mut node_name = Setting::new();
     let mut datacenter = Setting::new();
@@ -116,7 +134,13 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let mut bind = Setting::new();
     let mut client = Setting::new();
     let mut advertise = Setting::new();
-    let mut ports: [Setting<i64>; 5] = [Setting::new(), Setting::new(), Setting::new(), Setting::new(), Setting::new()];
+    let mut ports: [Setting<i64>; 5] = [
+        Setting::new(),
+        Setting::new(),
+        Setting::new(),
+        Setting::new(),
+        Setting::new(),
+    ];
     let mut addr_dns = Setting::new();
     let mut addr_http = Setting::new();
     let mut addr_https = Setting::new();
@@ -153,10 +177,15 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
         advertise.set(c.advertise_addr.clone(), root.key("advertise_addr"));
         if let Some(p) = &c.ports {
             let at = root.key("ports");
-            for (i, (v, k)) in
-                [(p.dns, "dns"), (p.http, "http"), (p.https, "https"), (p.serf_lan, "serf_lan"), (p.server, "server")]
-                    .into_iter()
-                    .enumerate()
+            for (i, (v, k)) in [
+                (p.dns, "dns"),
+                (p.http, "http"),
+                (p.https, "https"),
+                (p.serf_lan, "serf_lan"),
+                (p.server, "server"),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 ports[i].set(v.map(i64::from), at.key(k));
             }
@@ -190,7 +219,12 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
         encrypt.set(c.encrypt.clone(), root.key("encrypt"));
         log_level.set(c.log_level.clone(), root.key("log_level"));
         script_checks.set(c.enable_script_checks, root.key("enable_script_checks"));
-        node_meta.extend(c.node_meta.iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+        node_meta.extend(
+            c.node_meta
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         if let Some(s) = &c.service {
             services.push((src.scope, s, root.key("service")));
         }
@@ -212,7 +246,10 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
                 ));
             }
             if let Some((_, first)) = nodes.get(&src.scope) {
-                return Err(at.err(format!("a second `node` block in the same directory (the first is at {})", first.position())));
+                return Err(at.err(format!(
+                    "a second `node` block in the same directory (the first is at {})",
+                    first.position()
+                )));
             }
             nodes.insert(src.scope, (n, at));
         }
@@ -222,16 +259,27 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     node_name.flag(flags.node.clone());
     datacenter.flag(flags.datacenter.clone());
     domain.flag(flags.domain.clone());
-    data_dir.flag(flags.data_dir.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    data_dir.flag(
+        flags
+            .data_dir
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
     server.flag(flags.server.then_some(true));
     bootstrap.flag(flags.bootstrap.then_some(true));
     bootstrap_expect.flag(flags.bootstrap_expect);
     bind.flag(flags.bind.clone());
     client.flag(flags.client.clone());
     advertise.flag(flags.advertise.clone());
-    for (i, v) in [flags.dns_port, flags.http_port, flags.https_port, flags.serf_lan_port, flags.server_port]
-        .into_iter()
-        .enumerate()
+    for (i, v) in [
+        flags.dns_port,
+        flags.http_port,
+        flags.https_port,
+        flags.serf_lan_port,
+        flags.server_port,
+    ]
+    .into_iter()
+    .enumerate()
     {
         ports[i].flag(v.map(i64::from));
     }
@@ -244,7 +292,10 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let dev = flags.dev;
 
     // ---- validate ----
-    let node_name_v = node_name.value.clone().unwrap_or_else(|| host.hostname.clone());
+    let node_name_v = node_name
+        .value
+        .clone()
+        .unwrap_or_else(|| host.hostname.clone());
     if !is_dns_label(&node_name_v) {
         return Err(node_name.err(
             "node",
@@ -254,7 +305,9 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let node_name = node_name_v;
     let datacenter_v = datacenter.value.clone().unwrap_or_else(|| "dc1".into());
     if datacenter_v.is_empty()
-        || !datacenter_v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        || !datacenter_v
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
         return Err(datacenter.err(
             "datacenter",
@@ -264,12 +317,21 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let datacenter = datacenter_v;
     let domain_value = domain.value.clone().unwrap_or_else(|| "consul.".into());
     let domain_norm = domain_value.trim_matches('.').to_ascii_lowercase();
-    if domain_norm.is_empty() || domain_norm.len() > 200 || !domain_norm.split('.').all(is_dns_label) {
-        return Err(domain.err("domain", format!("invalid domain {domain_value:?}: expected a DNS name such as \"consul.\"")));
+    if domain_norm.is_empty()
+        || domain_norm.len() > 200
+        || !domain_norm.split('.').all(is_dns_label)
+    {
+        return Err(domain.err(
+            "domain",
+            format!("invalid domain {domain_value:?}: expected a DNS name such as \"consul.\""),
+        ));
     }
     let data_dir = data_dir.value.clone().map(std::path::PathBuf::from);
     if data_dir.is_none() && !dev {
-        return Err(ConfigError::flag("data-dir", "must be set (or run with -dev for an in-memory agent)"));
+        return Err(ConfigError::flag(
+            "data-dir",
+            "must be set (or run with -dev for an in-memory agent)",
+        ));
     }
     let server_v = server.value.unwrap_or(false) || dev;
     let bootstrap_v = bootstrap.value.unwrap_or(false) || (dev && bootstrap_expect.value.is_none());
@@ -281,7 +343,9 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
             return Err(bootstrap_expect.err("bootstrap-expect", "must be at least 1"));
         }
         if !server_v {
-            return Err(bootstrap_expect.err("bootstrap-expect", "only servers bootstrap: add -server"));
+            return Err(
+                bootstrap_expect.err("bootstrap-expect", "only servers bootstrap: add -server")
+            );
         }
     }
     if bootstrap_v && !server_v {
@@ -304,10 +368,19 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
         None => pick_advertise(&host.addresses),
     };
     if advertise_addr.is_unspecified() {
-        return Err(advertise.err("advertise", "cannot be 0.0.0.0 or ::; give the address other nodes reach this one at"));
+        return Err(advertise.err(
+            "advertise",
+            "cannot be 0.0.0.0 or ::; give the address other nodes reach this one at",
+        ));
     }
     let names = ["dns", "http", "https", "serf_lan", "server"];
-    let flag_names = ["dns-port", "http-port", "https-port", "serf-lan-port", "server-port"];
+    let flag_names = [
+        "dns-port",
+        "http-port",
+        "https-port",
+        "serf-lan-port",
+        "server-port",
+    ];
     let defaults = [Some(8600), Some(8500), None, Some(8301), Some(8300)];
     let mut port_values = [None; 5];
     for i in 0..5 {
@@ -318,7 +391,10 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
             Some(p) => {
                 return Err(ports[i].err(
                     flag_names[i],
-                    format!("port {p} for {} is out of range: expected 0-65535, or -1 to disable", names[i]),
+                    format!(
+                        "port {p} for {} is out of range: expected 0-65535, or -1 to disable",
+                        names[i]
+                    ),
                 ));
             }
         };
@@ -352,14 +428,19 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let ttl_s = |s: &Setting<String>, flag: &str| -> Result<u32, ConfigError> {
         match &s.value {
             None => Ok(0),
-            Some(v) => parse_duration(v).map(|ms| (ms / 1000).min(u32::MAX as u64) as u32).map_err(|m| s.err(flag, m)),
+            Some(v) => parse_duration(v)
+                .map(|ms| (ms / 1000).min(u32::MAX as u64) as u32)
+                .map_err(|m| s.err(flag, m)),
         }
     };
     let node_ttl_s = ttl_s(&node_ttl, "dns_config.node_ttl")?;
     let mut service_ttl_s = BTreeMap::new();
     for (k, v, at) in &service_ttl {
         let ms = parse_duration(v).map_err(|m| at.err(m))?;
-        service_ttl_s.insert(k.to_ascii_lowercase(), (ms / 1000).min(u32::MAX as u64) as u32);
+        service_ttl_s.insert(
+            k.to_ascii_lowercase(),
+            (ms / 1000).min(u32::MAX as u64) as u32,
+        );
     }
     let udp_limit = match udp_answer_limit.value {
         None => 3,
@@ -374,7 +455,11 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     let recursor_timeout_ms = match &recursor_timeout.value {
         None => 2000,
         Some(v) => match parse_duration(v) {
-            Ok(0) => return Err(recursor_timeout.err("dns_config.recursor_timeout", "must be more than 0")),
+            Ok(0) => {
+                return Err(
+                    recursor_timeout.err("dns_config.recursor_timeout", "must be more than 0")
+                );
+            }
             Ok(ms) => ms,
             Err(m) => return Err(recursor_timeout.err("dns_config.recursor_timeout", m)),
         },
@@ -386,7 +471,12 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
             use base64::Engine;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(k.trim())
-                .map_err(|e| encrypt.err("encrypt", format!("not valid base64 ({e}); `outpost keygen` makes a key")))?;
+                .map_err(|e| {
+                    encrypt.err(
+                        "encrypt",
+                        format!("not valid base64 ({e}); `outpost keygen` makes a key"),
+                    )
+                })?;
             if ![16, 24, 32].contains(&bytes.len()) {
                 return Err(encrypt.err(
                     "encrypt",
@@ -396,20 +486,30 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
             Some(bytes)
         }
     };
-    let level = log_level.value.clone().unwrap_or_else(|| "info".into()).to_ascii_lowercase();
+    let level = log_level
+        .value
+        .clone()
+        .unwrap_or_else(|| "info".into())
+        .to_ascii_lowercase();
     let level = match level.as_str() {
         "trace" | "debug" | "info" | "warn" | "error" => level,
         "err" => "error".into(),
         "warning" => "warn".into(),
         other => {
-            return Err(log_level.err("log-level", format!("unknown level {other:?}: expected trace, debug, info, warn or error")));
+            return Err(log_level.err(
+                "log-level",
+                format!("unknown level {other:?}: expected trace, debug, info, warn or error"),
+            ));
         }
     };
     let enable_script_checks = script_checks.value.unwrap_or(false);
 
     for (i, j) in retry_join.iter().chain(join.iter()).enumerate() {
         if j.trim().is_empty() {
-            return Err(ConfigError::flag("retry-join", format!("join address #{} is empty", i + 1)));
+            return Err(ConfigError::flag(
+                "retry-join",
+                format!("join address #{} is empty", i + 1),
+            ));
         }
     }
 
@@ -418,11 +518,15 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
     for (scope, (n, at)) in &nodes {
         let name = n.name.clone().unwrap_or_default();
         if name.is_empty() || !is_dns_label(&name) {
-            return Err(at.key("name").err(format!("node name {name:?}: expected a DNS label (letters, digits, '-')")));
+            return Err(at.key("name").err(format!(
+                "node name {name:?}: expected a DNS label (letters, digits, '-')"
+            )));
         }
         let address = n.address.clone().unwrap_or_default();
         if address.is_empty() || !is_ip_or_host(&address) {
-            return Err(at.key("address").err(format!("address {address:?}: expected an IP address or a host name")));
+            return Err(at.key("address").err(format!(
+                "address {address:?}: expected an IP address or a host name"
+            )));
         }
         let dc = n.datacenter.clone().unwrap_or_else(|| datacenter.clone());
         if dc != datacenter {
@@ -438,22 +542,46 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
             meta: n.meta.clone().unwrap_or_default(),
         };
         if node.name.eq_ignore_ascii_case(&node_name) {
-            return Err(at.key("name").err(format!("{:?} is this agent's own node name", node.name)));
+            return Err(at
+                .key("name")
+                .err(format!("{:?} is this agent's own node name", node.name)));
         }
-        if let Some(other) = external.values().find(|e| e.node.name.eq_ignore_ascii_case(&node.name)) {
-            return Err(at.key("name").err(format!("node {:?} is defined twice", other.node.name)));
+        if let Some(other) = external
+            .values()
+            .find(|e| e.node.name.eq_ignore_ascii_case(&node.name))
+        {
+            return Err(at
+                .key("name")
+                .err(format!("node {:?} is defined twice", other.node.name)));
         }
-        external.insert(*scope, ExternalNode { node, services: Vec::new() });
+        external.insert(
+            *scope,
+            ExternalNode {
+                node,
+                services: Vec::new(),
+            },
+        );
     }
 
     let mut local_services: Vec<ServiceDef> = Vec::new();
     // (scope-node key, lower-case id) -> where it was first defined
     let mut seen_ids: HashMap<(usize, String), String> = HashMap::new();
     for (scope, s, at) in &services {
-        let owner = if external.contains_key(scope) { *scope } else { 0 };
+        let owner = if external.contains_key(scope) {
+            *scope
+        } else {
+            0
+        };
         let def = service_def(s, at, enable_script_checks)?;
-        let id_at = if s.id.is_some() { at.key("id") } else { at.key("name") };
-        if let Some(first) = seen_ids.insert((owner, def.service.id.to_ascii_lowercase()), id_at.position()) {
+        let id_at = if s.id.is_some() {
+            at.key("id")
+        } else {
+            at.key("name")
+        };
+        if let Some(first) = seen_ids.insert(
+            (owner, def.service.id.to_ascii_lowercase()),
+            id_at.position(),
+        ) {
             return Err(id_at.err(format!(
                 "duplicate service ID {:?}: already defined at {first}; give one of them a different \"id\"",
                 def.service.id
@@ -472,7 +600,10 @@ pub fn build(flags: &AgentFlags, sources: &[Source], host: &HostInfo) -> Result<
         }
         let check = check_def(c, at, None, 0, enable_script_checks)?;
         if !check.service_id.is_empty() {
-            let Some(def) = local_services.iter_mut().find(|d| d.service.id == check.service_id) else {
+            let Some(def) = local_services
+                .iter_mut()
+                .find(|d| d.service.id == check.service_id)
+            else {
                 return Err(at.key("service_id").err(format!(
                     "service {:?} is not defined on this agent",
                     check.service_id
@@ -537,16 +668,24 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
     }
     let id = s.id.clone().unwrap_or_else(|| name.clone());
     if id.is_empty() {
-        return Err(at.key("id").err("service ID cannot be empty; leave \"id\" out to use the name"));
+        return Err(at
+            .key("id")
+            .err("service ID cannot be empty; leave \"id\" out to use the name"));
     }
     let port = match s.port {
         None => 0,
         Some(p) if (0..=65535).contains(&p) => p as u16,
-        Some(p) => return Err(at.key("port").err(format!("port {p} is out of range: expected 0-65535"))),
+        Some(p) => {
+            return Err(at
+                .key("port")
+                .err(format!("port {p} is out of range: expected 0-65535")));
+        }
     };
     let address = s.address.clone().unwrap_or_default();
     if !address.is_empty() && !is_ip_or_host(&address) {
-        return Err(at.key("address").err(format!("address {address:?}: expected an IP address or a host name")));
+        return Err(at.key("address").err(format!(
+            "address {address:?}: expected an IP address or a host name"
+        )));
     }
     let weights = match &s.weights {
         None => Weights::default(),
@@ -554,12 +693,21 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
             let passing = w.passing.unwrap_or(1);
             let warning = w.warning.unwrap_or(1);
             if !(1..=65535).contains(&passing) {
-                return Err(at.key("weights").key("passing").err(format!("{passing} is out of range: expected 1-65535")));
+                return Err(at
+                    .key("weights")
+                    .key("passing")
+                    .err(format!("{passing} is out of range: expected 1-65535")));
             }
             if !(0..=65535).contains(&warning) {
-                return Err(at.key("weights").key("warning").err(format!("{warning} is out of range: expected 0-65535")));
+                return Err(at
+                    .key("weights")
+                    .key("warning")
+                    .err(format!("{warning} is out of range: expected 0-65535")));
             }
-            Weights { passing: passing as u32, warning: warning as u32 }
+            Weights {
+                passing: passing as u32,
+                warning: warning as u32,
+            }
         }
     };
     let mut checks = Vec::new();
@@ -575,7 +723,9 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
         let n = if numbered { i + 1 } else { 0 };
         let check = check_def(c, cat, Some(&id), n, scripts)?;
         if checks.iter().any(|o: &Check| o.id == check.id) {
-            return Err(cat.key("id").err(format!("duplicate check ID {:?} in this service", check.id)));
+            return Err(cat
+                .key("id")
+                .err(format!("duplicate check ID {:?} in this service", check.id)));
         }
         checks.push(check);
     }
@@ -596,7 +746,13 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
 
 /// A check from a file. `service` is the owning service's ID for checks inside a service
 /// definition; `n` numbers the checks of a service with several (Consul's `service:web:2`).
-fn check_def(c: &CheckFile, at: &At, service: Option<&str>, n: usize, scripts: bool) -> Result<Check, ConfigError> {
+fn check_def(
+    c: &CheckFile,
+    at: &At,
+    service: Option<&str>,
+    n: usize,
+    scripts: bool,
+) -> Result<Check, ConfigError> {
     let kinds: Vec<&str> = [
         (c.http.is_some(), "http"),
         (c.tcp.is_some(), "tcp"),
@@ -610,7 +766,10 @@ fn check_def(c: &CheckFile, at: &At, service: Option<&str>, n: usize, scripts: b
         return Err(at.err("a check needs one of \"http\", \"tcp\", \"ttl\" or \"args\""));
     }
     if kinds.len() > 1 {
-        return Err(at.err(format!("a check has exactly one kind, but this one sets {}", kinds.join(" and "))));
+        return Err(at.err(format!(
+            "a check has exactly one kind, but this one sets {}",
+            kinds.join(" and ")
+        )));
     }
     let dur = |v: &Option<String>, k: &str| -> Result<u64, ConfigError> {
         match v {
@@ -621,39 +780,58 @@ fn check_def(c: &CheckFile, at: &At, service: Option<&str>, n: usize, scripts: b
     let interval_ms = dur(&c.interval, "interval")?;
     let timeout_ms = dur(&c.timeout, "timeout")?;
     let ttl_ms = dur(&c.ttl, "ttl")?;
-    let dereg = dur(&c.deregister_critical_service_after, "deregister_critical_service_after")?;
+    let dereg = dur(
+        &c.deregister_critical_service_after,
+        "deregister_critical_service_after",
+    )?;
     if kinds[0] != "ttl" && interval_ms == 0 {
-        return Err(at.key("interval").err(format!("a {} check needs an \"interval\", such as \"10s\"", kinds[0])));
+        return Err(at.key("interval").err(format!(
+            "a {} check needs an \"interval\", such as \"10s\"",
+            kinds[0]
+        )));
     }
     if kinds[0] == "ttl" && ttl_ms == 0 {
-        return Err(at.key("ttl").err("a ttl check needs a ttl above 0, such as \"30s\""));
+        return Err(at
+            .key("ttl")
+            .err("a ttl check needs a ttl above 0, such as \"30s\""));
     }
     if let Some(args) = &c.args {
         if args.is_empty() {
-            return Err(at.key("args").err("needs the command and its arguments, such as [\"/bin/check\", \"-q\"]"));
+            return Err(at
+                .key("args")
+                .err("needs the command and its arguments, such as [\"/bin/check\", \"-q\"]"));
         }
         if !scripts {
-            return Err(at.key("args").err("script checks are disabled: set \"enable_script_checks\": true to run them"));
+            return Err(at.key("args").err(
+                "script checks are disabled: set \"enable_script_checks\": true to run them",
+            ));
         }
     }
-    if let Some(tcp) = &c.tcp {
-        if !tcp.contains(':') {
-            return Err(at.key("tcp").err(format!("{tcp:?}: expected host:port")));
-        }
+    if let Some(tcp) = &c.tcp
+        && !tcp.contains(':')
+    {
+        return Err(at.key("tcp").err(format!("{tcp:?}: expected host:port")));
     }
-    if let Some(http) = &c.http {
-        if !(http.starts_with("http://") || http.starts_with("https://")) {
-            return Err(at.key("http").err(format!("{http:?}: expected an http:// or https:// URL")));
-        }
+    if let Some(http) = &c.http
+        && !(http.starts_with("http://") || http.starts_with("https://"))
+    {
+        return Err(at
+            .key("http")
+            .err(format!("{http:?}: expected an http:// or https:// URL")));
     }
     let status = match &c.status {
         None => Health::Critical,
-        Some(s) => Health::parse(s)
-            .ok_or_else(|| at.key("status").err(format!("{s:?}: expected \"passing\", \"warning\" or \"critical\"")))?,
+        Some(s) => Health::parse(s).ok_or_else(|| {
+            at.key("status").err(format!(
+                "{s:?}: expected \"passing\", \"warning\" or \"critical\""
+            ))
+        })?,
     };
     let service_id = match (service, &c.service_id) {
         (Some(owner), Some(sid)) if sid != owner => {
-            return Err(at.key("service_id").err(format!("{sid:?} differs from the enclosing service {owner:?}")));
+            return Err(at.key("service_id").err(format!(
+                "{sid:?} differs from the enclosing service {owner:?}"
+            )));
         }
         (Some(owner), _) => owner.to_string(),
         (None, sid) => sid.clone().unwrap_or_default(),
@@ -695,22 +873,29 @@ fn check_def(c: &CheckFile, at: &At, service: Option<&str>, n: usize, scripts: b
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
 fn is_ip_or_host(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok() || (s.len() <= 253 && s.trim_end_matches('.').split('.').all(is_dns_label))
+    s.parse::<IpAddr>().is_ok()
+        || (s.len() <= 253 && s.trim_end_matches('.').split('.').all(is_dns_label))
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    s.trim().parse().map_err(|_| format!("{s:?}: expected an IP address such as 127.0.0.1 or ::1"))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected an IP address such as 127.0.0.1 or ::1"))
 }
 
 /// A space-separated list of IPs, as Consul's client_addr.
 fn parse_ip_list(s: &str) -> Result<Vec<IpAddr>, String> {
-    let v: Vec<IpAddr> = s.split_whitespace().map(parse_ip).collect::<Result<_, _>>()?;
+    let v: Vec<IpAddr> = s
+        .split_whitespace()
+        .map(parse_ip)
+        .collect::<Result<_, _>>()?;
     if v.is_empty() {
         return Err("expected one or more IP addresses separated by spaces".into());
     }
@@ -726,14 +911,18 @@ fn parse_recursor(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
-    Err(format!("recursor {s:?}: expected an IP address with an optional port, such as 192.0.2.53 or 127.0.0.1:5353"))
+    Err(format!(
+        "recursor {s:?}: expected an IP address with an optional port, such as 192.0.2.53 or 127.0.0.1:5353"
+    ))
 }
 
 /// Consul's choice when bound to 0.0.0.0: the first private IPv4 address, else any
 /// non-loopback one, else loopback.
 fn pick_advertise(addrs: &[IpAddr]) -> IpAddr {
     let private = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64),
+        IpAddr::V4(v4) => {
+            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
         IpAddr::V6(_) => false,
     };
     addrs

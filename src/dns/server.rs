@@ -50,7 +50,8 @@ pub async fn serve_udp(socket: UdpSocket, state: DnsShared, ex: Spawner) {
         let outcome = {
             let mut s = state.borrow_mut();
             let s = &mut *s;
-            s.responder.handle_query(&s.catalog, query, Transport::Udp, &mut out)
+            s.responder
+                .handle_query(&s.catalog, query, Transport::Udp, &mut out)
         };
         match outcome {
             Outcome::Reply => {
@@ -86,7 +87,9 @@ pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
             }
         };
         if open.get() >= MAX_TCP_CONNECTIONS {
-            tracing::debug!("DNS TCP: {MAX_TCP_CONNECTIONS} connections open, closing the one from {peer}");
+            tracing::debug!(
+                "DNS TCP: {MAX_TCP_CONNECTIONS} connections open, closing the one from {peer}"
+            );
             drop(stream);
             continue;
         }
@@ -104,7 +107,11 @@ pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
     }
 }
 
-async fn serve_tcp_conn(mut stream: TcpStream, state: DnsShared, ex: Spawner) -> std::io::Result<()> {
+async fn serve_tcp_conn(
+    mut stream: TcpStream,
+    state: DnsShared,
+    ex: Spawner,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut out = Vec::with_capacity(4096);
     loop {
@@ -116,16 +123,23 @@ async fn serve_tcp_conn(mut stream: TcpStream, state: DnsShared, ex: Spawner) ->
         let outcome = {
             let mut s = state.borrow_mut();
             let s = &mut *s;
-            s.responder.handle_query(&s.catalog, &buf, Transport::Tcp, &mut out)
+            s.responder
+                .handle_query(&s.catalog, &buf, Transport::Tcp, &mut out)
         };
         match outcome {
             Outcome::Reply => write_framed(&mut stream, &out).await?,
             Outcome::Drop => return Ok(()),
             Outcome::Forward => {
                 let (tx, rx) = async_channel::bounded(1);
-                spawn_forward(&ex, buf.clone(), Transport::Tcp, state.clone(), move |reply| async move {
-                    let _ = tx.send(reply).await;
-                });
+                spawn_forward(
+                    &ex,
+                    buf.clone(),
+                    Transport::Tcp,
+                    state.clone(),
+                    move |reply| async move {
+                        let _ = tx.send(reply).await;
+                    },
+                );
                 if let Ok(reply) = rx.recv().await {
                     write_framed(&mut stream, &reply).await?;
                 }
@@ -142,24 +156,38 @@ async fn write_framed(stream: &mut TcpStream, msg: &[u8]) -> std::io::Result<()>
     with_timeout(TCP_READ, stream.write_all(&framed)).await
 }
 
-async fn with_timeout<T>(d: Duration, f: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+async fn with_timeout<T>(
+    d: Duration,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
     f.or(async {
         Timer::after(d).await;
-        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ))
     })
     .await
 }
 
 /// Forwards `query` to the recursors in order, each with the configured timeout, and hands
 /// the first reply (or a SERVFAIL) to `reply`.
-fn spawn_forward<F, Fut>(ex: &Spawner, query: Vec<u8>, transport: Transport, state: DnsShared, reply: F)
-where
+fn spawn_forward<F, Fut>(
+    ex: &Spawner,
+    query: Vec<u8>,
+    transport: Transport,
+    state: DnsShared,
+    reply: F,
+) where
     F: FnOnce(Vec<u8>) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let (recursors, timeout) = {
         let s = state.borrow();
-        (s.config.recursors.clone(), Duration::from_millis(s.config.dns.recursor_timeout_ms))
+        (
+            s.config.recursors.clone(),
+            Duration::from_millis(s.config.dns.recursor_timeout_ms),
+        )
     };
     if FORWARDS.get() >= MAX_FORWARDS {
         let mut out = Vec::new();
@@ -201,11 +229,18 @@ where
     .detach();
 }
 
-async fn forward_once(recursor: SocketAddr, query: &[u8], transport: Transport) -> std::io::Result<Vec<u8>> {
+async fn forward_once(
+    recursor: SocketAddr,
+    query: &[u8],
+    transport: Transport,
+) -> std::io::Result<Vec<u8>> {
     match transport {
         Transport::Udp => {
-            let local: SocketAddr =
-                if recursor.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+            let local: SocketAddr = if recursor.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
             let sock = UdpSocket::bind(local).await?;
             sock.connect(recursor).await?;
             sock.send(query).await?;

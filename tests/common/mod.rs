@@ -37,14 +37,22 @@ impl Agent {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("DNS listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
                     let _ = tx.send(addr);
                 }
                 log2.lock().unwrap().push_str(&line);
                 log2.lock().unwrap().push('\n');
             }
         });
-        let mut agent = Agent { child, log, dns: None };
+        let mut agent = Agent {
+            child,
+            log,
+            dns: None,
+        };
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(addr) => agent.dns = Some(addr.parse().expect("DNS address in log")),
             Err(_) => panic!("agent did not report a DNS listener; log:\n{}", agent.log()),
@@ -61,7 +69,11 @@ impl Agent {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -112,22 +124,38 @@ impl Reply {
 
     /// Sorted rdata of answer records of `rtype`.
     pub fn answers(&self, rtype: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.answer.iter().filter(|r| r.rtype == rtype).map(|r| r.data.clone()).collect();
+        let mut v: Vec<String> = self
+            .answer
+            .iter()
+            .filter(|r| r.rtype == rtype)
+            .map(|r| r.data.clone())
+            .collect();
         v.sort();
         v
     }
 
     pub fn additional(&self, rtype: &str) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.additional.iter().filter(|r| r.rtype == rtype).map(|r| (r.name.clone(), r.data.clone())).collect();
+        let mut v: Vec<(String, String)> = self
+            .additional
+            .iter()
+            .filter(|r| r.rtype == rtype)
+            .map(|r| (r.name.clone(), r.data.clone()))
+            .collect();
         v.sort();
         v
     }
 }
 
 pub fn require_dig() {
-    let ok = Command::new("dig").arg("-v").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "these tests need `dig` (Debian package bind9-dnsutils); the README's test command installs it");
+    let ok = Command::new("dig")
+        .arg("-v")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need `dig` (Debian package bind9-dnsutils); the README's test command installs it"
+    );
 }
 
 /// `dig @127.0.0.1 -p PORT ARGS...`, parsed.
@@ -138,7 +166,19 @@ pub fn dig(port: u16, args: &[&str]) -> Reply {
 pub fn dig_at(server: &str, port: u16, args: &[&str]) -> Reply {
     let out = Command::new("dig")
         .arg(format!("@{server}"))
-        .args(["-p", &port.to_string(), "+time=3", "+tries=1", "+norec", "+nocmd", "+noall", "+comments", "+answer", "+authority", "+additional"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "+time=3",
+            "+tries=1",
+            "+norec",
+            "+nocmd",
+            "+noall",
+            "+comments",
+            "+answer",
+            "+authority",
+            "+additional",
+        ])
         .args(args)
         .output()
         .expect("run dig");
@@ -147,11 +187,19 @@ pub fn dig_at(server: &str, port: u16, args: &[&str]) -> Reply {
 }
 
 pub fn parse_dig(raw: &str) -> Reply {
-    let mut r = Reply { raw: raw.to_string(), ..Reply::default() };
+    let mut r = Reply {
+        raw: raw.to_string(),
+        ..Reply::default()
+    };
     let mut section = "";
     for line in raw.lines() {
         if let Some(rest) = line.split("status: ").nth(1) {
-            r.status = rest.split(',').next().unwrap_or_default().trim().to_string();
+            r.status = rest
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
         }
         if let Some(rest) = line.strip_prefix(";; flags: ") {
             let flags = rest.split(';').next().unwrap_or_default();
