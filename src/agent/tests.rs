@@ -61,7 +61,7 @@ fn applying_a_new_config_adds_and_removes_exactly_the_difference() {
     assert_eq!(services(&s), ["cache", "consul", "web"]);
     let node = s.catalog.node("box1").unwrap();
     assert!(node.checks.is_empty(), "db's check left with db");
-    assert_eq!(node.services["web"].service.port, 81);
+    assert_eq!(s.catalog.service("box1", "web").unwrap().service.port, 81);
 }
 
 #[test]

@@ -1,8 +1,14 @@
 //! The catalog state machine: applies [`Command`]s in log order and keeps the indices that
 //! make every DNS lookup O(answer): services by name, nodes by name, addresses for PTR.
+//!
+//! Nodes and services live in slabs and refer to each other by slot, so a lookup follows
+//! slot numbers rather than comparing strings; derived data a query needs (parsed
+//! addresses, the aggregated health of each instance) is kept up to date on every change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+
+use slab::Slab;
 
 use super::command::{Change, Command, Deregistration, Registration};
 use super::model::{Check, Health, Node, Service};
@@ -11,10 +17,12 @@ use super::model::{Check, Health, Node, Service};
 #[derive(Clone, Debug)]
 pub struct NodeEntry {
     pub node: Node,
+    /// `node.address` parsed, when it is an IP address.
+    pub ip: Option<IpAddr>,
     pub create_index: u64,
     pub modify_index: u64,
-    /// By service ID.
-    pub services: BTreeMap<String, ServiceEntry>,
+    /// Service slots by service ID (see [`Catalog::node_services`]).
+    services: BTreeMap<String, usize>,
     /// By check ID.
     pub checks: BTreeMap<String, CheckEntry>,
 }
@@ -22,8 +30,14 @@ pub struct NodeEntry {
 #[derive(Clone, Debug)]
 pub struct ServiceEntry {
     pub service: Service,
+    /// `service.address` parsed, when it is an IP address.
+    pub ip: Option<IpAddr>,
+    /// The worst status among this service's checks and its node's own checks.
+    pub health: Health,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Slot of the node it runs on.
+    node: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -97,26 +111,37 @@ fn key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// Looks `name` up without allocating when it is already lower case.
+fn get_ci<'m, V>(map: &'m HashMap<String, V>, name: &str) -> Option<&'m V> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        map.get(&key(name))
+    } else {
+        map.get(name)
+    }
+}
+
 /// The whole catalog of one datacenter.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     /// Index of the last applied command; every change bumps it (blocking queries wait on it).
     index: u64,
-    /// By lower-cased node name.
-    nodes: HashMap<String, NodeEntry>,
-    /// By lower-cased service name: the instances as (lower-cased node name, service ID),
-    /// and the index of the last change to any of them.
-    services: HashMap<String, ServiceName>,
-    /// Node addresses, for PTR (lower-cased node names).
-    node_addrs: HashMap<IpAddr, Vec<String>>,
-    /// Service addresses that differ from their node's, for PTR: (node key, service ID).
-    service_addrs: HashMap<IpAddr, Vec<(String, String)>>,
+    nodes: Slab<NodeEntry>,
+    services: Slab<ServiceEntry>,
+    /// Node slots by lower-cased node name.
+    node_names: HashMap<String, usize>,
+    /// By lower-cased service name: the instances' slots and the index of the last change
+    /// to any of them.
+    service_names: HashMap<String, ServiceName>,
+    /// Node slots by node address, for PTR.
+    node_addrs: HashMap<IpAddr, Vec<usize>>,
+    /// Service slots by the service's own address, for PTR.
+    service_addrs: HashMap<IpAddr, Vec<usize>>,
 }
 
 #[derive(Clone, Debug, Default)]
 struct ServiceName {
     modify_index: u64,
-    instances: Vec<(String, String)>,
+    instances: Vec<usize>,
 }
 
 impl Catalog {
@@ -160,10 +185,9 @@ impl Catalog {
             if removed_nodes.iter().any(|n| n == node) {
                 return None;
             }
-            self.nodes
-                .get(node)
-                .and_then(|n| n.services.get(id))
-                .map(|s| key(&s.service.name))
+            let n = self.node_names.get(node)?;
+            let slot = self.nodes[*n].services.get(id)?;
+            Some(key(&self.services[*slot].service.name))
         };
         for change in &command.changes {
             match change {
@@ -219,173 +243,211 @@ impl Catalog {
 
     fn register(&mut self, index: u64, r: &Registration) {
         let nk = key(&r.node.name);
-        let old_ip = self
-            .nodes
-            .get(&nk)
-            .and_then(|n| n.node.address.parse::<IpAddr>().ok());
-        let entry = self.nodes.entry(nk.clone()).or_insert_with(|| NodeEntry {
-            node: r.node.clone(),
-            create_index: index,
-            modify_index: index,
-            services: BTreeMap::new(),
-            checks: BTreeMap::new(),
-        });
-        if entry.node != r.node {
-            entry.node = r.node.clone();
-            entry.modify_index = index;
-        }
-        let new_ip = entry.node.address.parse::<IpAddr>().ok();
-        if old_ip != new_ip
-            && let Some(ip) = old_ip
-        {
-            remove_from(&mut self.node_addrs, ip, &nk);
-        }
-        if let Some(ip) = new_ip {
-            let v = self.node_addrs.entry(ip).or_default();
-            if !v.contains(&nk) {
-                v.push(nk.clone());
+        let ip = r.node.address.parse::<IpAddr>().ok();
+        let slot = match self.node_names.get(&nk) {
+            Some(&slot) => {
+                let entry = &mut self.nodes[slot];
+                if entry.node != r.node {
+                    let old_ip = entry.ip;
+                    entry.node = r.node.clone();
+                    entry.ip = ip;
+                    entry.modify_index = index;
+                    if old_ip != ip {
+                        if let Some(old) = old_ip {
+                            remove_from(&mut self.node_addrs, old, slot);
+                        }
+                        if let Some(new) = ip {
+                            self.node_addrs.entry(new).or_default().push(slot);
+                        }
+                    }
+                }
+                slot
             }
-        }
+            None => {
+                let slot = self.nodes.insert(NodeEntry {
+                    node: r.node.clone(),
+                    ip,
+                    create_index: index,
+                    modify_index: index,
+                    services: BTreeMap::new(),
+                    checks: BTreeMap::new(),
+                });
+                self.node_names.insert(nk, slot);
+                if let Some(ip) = ip {
+                    self.node_addrs.entry(ip).or_default().push(slot);
+                }
+                slot
+            }
+        };
         if let Some(s) = &r.service {
             let mut s = s.clone();
             if s.id.is_empty() {
                 s.id = s.name.clone();
             }
-            self.put_service(index, &nk, s);
+            self.put_service(index, slot, s);
         }
-        for c in &r.checks {
-            let mut c = c.clone();
-            if c.id.is_empty() {
-                c.id = c.name.clone();
-            }
-            let entry = self.nodes.get_mut(&nk).expect("node inserted above");
-            match entry.checks.get_mut(&c.id) {
-                Some(existing) if existing.check == c => {}
-                Some(existing) => {
-                    existing.check = c;
-                    existing.modify_index = index;
+        if !r.checks.is_empty() {
+            let entry = &mut self.nodes[slot];
+            let mut changed = false;
+            for c in &r.checks {
+                let mut c = c.clone();
+                if c.id.is_empty() {
+                    c.id = c.name.clone();
                 }
-                None => {
-                    entry.checks.insert(
-                        c.id.clone(),
-                        CheckEntry {
-                            check: c,
-                            create_index: index,
-                            modify_index: index,
-                        },
-                    );
+                match entry.checks.get_mut(&c.id) {
+                    Some(existing) if existing.check == c => {}
+                    Some(existing) => {
+                        existing.check = c;
+                        existing.modify_index = index;
+                        changed = true;
+                    }
+                    None => {
+                        entry.checks.insert(
+                            c.id.clone(),
+                            CheckEntry {
+                                check: c,
+                                create_index: index,
+                                modify_index: index,
+                            },
+                        );
+                        changed = true;
+                    }
                 }
             }
-            self.touch_services_of_check(index, &nk);
+            if changed {
+                self.checks_changed(index, slot);
+            }
         }
     }
 
-    fn put_service(&mut self, index: u64, nk: &str, s: Service) {
-        let node = self.nodes.get_mut(nk).expect("caller inserted the node");
-        let id = s.id.clone();
-        let name_key = key(&s.name);
-        let previous = node.services.get(&id).map(|e| e.service.clone());
-        if previous.as_ref() == Some(&s) {
-            return;
-        }
+    fn put_service(&mut self, index: u64, node_slot: usize, s: Service) {
         let ip = s.address.parse::<IpAddr>().ok();
-        match node.services.get_mut(&id) {
-            Some(e) => {
+        let name_key = key(&s.name);
+        let existing = self.nodes[node_slot].services.get(&s.id).copied();
+        let slot = match existing {
+            Some(slot) => {
+                let e = &mut self.services[slot];
+                if e.service == s {
+                    return;
+                }
+                let old_name = key(&e.service.name);
+                let old_ip = e.ip;
                 e.service = s;
+                e.ip = ip;
                 e.modify_index = index;
+                if old_name != name_key {
+                    self.unlink_name(index, &old_name, slot);
+                    self.service_names
+                        .entry(name_key.clone())
+                        .or_default()
+                        .instances
+                        .push(slot);
+                }
+                if old_ip != ip {
+                    if let Some(old) = old_ip {
+                        remove_from(&mut self.service_addrs, old, slot);
+                    }
+                    if let Some(new) = ip {
+                        self.service_addrs.entry(new).or_default().push(slot);
+                    }
+                }
+                slot
             }
             None => {
-                node.services.insert(
-                    id.clone(),
-                    ServiceEntry {
-                        service: s,
-                        create_index: index,
-                        modify_index: index,
-                    },
-                );
+                let id = s.id.clone();
+                let health = aggregate_health(&self.nodes[node_slot], &id);
+                let slot = self.services.insert(ServiceEntry {
+                    service: s,
+                    ip,
+                    health,
+                    create_index: index,
+                    modify_index: index,
+                    node: node_slot,
+                });
+                self.nodes[node_slot].services.insert(id, slot);
+                self.service_names
+                    .entry(name_key.clone())
+                    .or_default()
+                    .instances
+                    .push(slot);
+                if let Some(ip) = ip {
+                    self.service_addrs.entry(ip).or_default().push(slot);
+                }
+                slot
             }
-        }
-        let pair = (nk.to_string(), id.clone());
-        if let Some(prev) = previous {
-            let old_key = key(&prev.name);
-            if old_key != name_key {
-                self.unlink_service(index, &old_key, &pair);
-            }
-            if let Ok(old_ip) = prev.address.parse::<IpAddr>() {
-                remove_from(&mut self.service_addrs, old_ip, &pair);
-            }
-        }
-        let sn = self.services.entry(name_key).or_default();
-        if !sn.instances.contains(&pair) {
-            sn.instances.push(pair.clone());
-        }
-        sn.modify_index = index;
-        if let Some(ip) = ip {
-            self.service_addrs.entry(ip).or_default().push(pair);
+        };
+        let _ = slot;
+        if let Some(sn) = self.service_names.get_mut(&name_key) {
+            sn.modify_index = index;
         }
     }
 
-    fn unlink_service(&mut self, index: u64, name_key: &str, pair: &(String, String)) {
-        if let Some(sn) = self.services.get_mut(name_key) {
-            sn.instances.retain(|p| p != pair);
+    fn unlink_name(&mut self, index: u64, name_key: &str, slot: usize) {
+        if let Some(sn) = self.service_names.get_mut(name_key) {
+            sn.instances.retain(|&p| p != slot);
             sn.modify_index = index;
             if sn.instances.is_empty() {
-                self.services.remove(name_key);
+                self.service_names.remove(name_key);
             }
         }
     }
 
-    /// A check on a node changed: every service name it can affect has new data.
-    fn touch_services_of_check(&mut self, index: u64, nk: &str) {
-        let Some(node) = self.nodes.get(nk) else {
-            return;
-        };
-        for s in node.services.values() {
-            if let Some(sn) = self.services.get_mut(&key(&s.service.name)) {
+    /// The checks of a node changed: recompute the health of its services, and every
+    /// service name whose data changed gets the new index.
+    fn checks_changed(&mut self, index: u64, node_slot: usize) {
+        let node = &self.nodes[node_slot];
+        for (id, &slot) in &node.services {
+            let health = aggregate_health(node, id);
+            let e = &mut self.services[slot];
+            if e.health != health {
+                e.health = health;
+            }
+            if let Some(sn) = self.service_names.get_mut(&key(&e.service.name)) {
                 sn.modify_index = index;
             }
         }
     }
 
     fn deregister(&mut self, index: u64, d: &Deregistration) {
-        let nk = key(&d.node);
-        if !self.nodes.contains_key(&nk) {
+        let Some(&node_slot) = self.node_names.get(&key(&d.node)) else {
             return;
-        }
+        };
         match (&d.service_id, &d.check_id) {
-            (Some(id), _) => self.remove_service(index, &nk, id),
+            (Some(id), _) => self.remove_service(index, node_slot, id),
             (None, Some(check)) => {
-                let removed = self.nodes.get_mut(&nk).and_then(|n| n.checks.remove(check));
-                if removed.is_some() {
-                    self.touch_services_of_check(index, &nk);
+                if self.nodes[node_slot].checks.remove(check).is_some() {
+                    self.checks_changed(index, node_slot);
                 }
             }
             (None, None) => {
-                let ids: Vec<String> = self.nodes[&nk].services.keys().cloned().collect();
+                let ids: Vec<String> = self.nodes[node_slot].services.keys().cloned().collect();
                 for id in ids {
-                    self.remove_service(index, &nk, &id);
+                    self.remove_service(index, node_slot, &id);
                 }
-                if let Some(n) = self.nodes.remove(&nk)
-                    && let Ok(ip) = n.node.address.parse::<IpAddr>()
-                {
-                    remove_from(&mut self.node_addrs, ip, &nk);
+                let n = self.nodes.remove(node_slot);
+                self.node_names.remove(&key(&n.node.name));
+                if let Some(ip) = n.ip {
+                    remove_from(&mut self.node_addrs, ip, node_slot);
                 }
             }
         }
     }
 
-    fn remove_service(&mut self, index: u64, nk: &str, id: &str) {
-        let Some(node) = self.nodes.get_mut(nk) else {
+    fn remove_service(&mut self, index: u64, node_slot: usize, id: &str) {
+        let node = &mut self.nodes[node_slot];
+        let Some(slot) = node.services.remove(id) else {
             return;
         };
-        let Some(entry) = node.services.remove(id) else {
-            return;
-        };
+        let had_checks = node.checks.len();
         node.checks.retain(|_, c| c.check.service_id != id);
-        let pair = (nk.to_string(), id.to_string());
-        self.unlink_service(index, &key(&entry.service.name), &pair);
-        if let Ok(ip) = entry.service.address.parse::<IpAddr>() {
-            remove_from(&mut self.service_addrs, ip, &pair);
+        let checks_removed = node.checks.len() != had_checks;
+        let entry = self.services.remove(slot);
+        self.unlink_name(index, &key(&entry.service.name), slot);
+        if let Some(ip) = entry.ip {
+            remove_from(&mut self.service_addrs, ip, slot);
+        }
+        if checks_removed {
+            self.checks_changed(index, node_slot);
         }
     }
 
@@ -393,31 +455,40 @@ impl Catalog {
 
     /// A node by name, case-insensitively.
     pub fn node(&self, name: &str) -> Option<&NodeEntry> {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.nodes.get(&key(name))
-        } else {
-            self.nodes.get(name)
-        }
+        get_ci(&self.node_names, name).map(|&slot| &self.nodes[slot])
     }
 
     /// All nodes, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeEntry> {
-        self.nodes.values()
+        self.nodes.iter().map(|(_, n)| n)
+    }
+
+    /// The services registered on `node`, by service ID.
+    pub fn node_services<'a>(
+        &'a self,
+        node: &'a NodeEntry,
+    ) -> impl Iterator<Item = &'a ServiceEntry> + 'a {
+        node.services.values().map(|&slot| &self.services[slot])
+    }
+
+    /// Service `id` on node `node` (node case-insensitive, ID exact).
+    pub fn service(&self, node: &str, id: &str) -> Option<&ServiceEntry> {
+        let n = self.node(node)?;
+        n.services.get(id).map(|&slot| &self.services[slot])
     }
 
     /// Names of all services (as first registered), in no particular order.
     pub fn service_names(&self) -> impl Iterator<Item = &str> {
-        self.services.values().filter_map(|sn| {
-            let (n, id) = sn.instances.first()?;
-            Some(self.nodes.get(n)?.services.get(id)?.service.name.as_str())
+        self.service_names.values().filter_map(|sn| {
+            sn.instances
+                .first()
+                .map(|&slot| self.services[slot].service.name.as_str())
         })
     }
 
     /// Index of the last change to any instance of the service `name` (0 if none).
     pub fn service_index(&self, name: &str) -> u64 {
-        self.services
-            .get(&key(name))
-            .map_or(0, |sn| sn.modify_index)
+        get_ci(&self.service_names, name).map_or(0, |sn| sn.modify_index)
     }
 
     /// Instances of service `name` (case-insensitive), optionally only those carrying `tag`
@@ -428,16 +499,11 @@ impl Catalog {
         tag: Option<&'a str>,
         filter: HealthFilter,
     ) -> impl Iterator<Item = Instance<'a>> + 'a {
-        let list = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.services.get(&key(name))
-        } else {
-            self.services.get(name)
-        };
+        let list = get_ci(&self.service_names, name);
         list.into_iter()
             .flat_map(|sn| sn.instances.iter())
-            .filter_map(move |(nk, id)| {
-                let node = self.nodes.get(nk)?;
-                let service = node.services.get(id)?;
+            .filter_map(move |&slot| {
+                let service = &self.services[slot];
                 if let Some(tag) = tag
                     && !service
                         .service
@@ -447,18 +513,17 @@ impl Catalog {
                 {
                     return None;
                 }
-                let health = instance_health(node, id);
-                filter.keeps(health).then_some(Instance {
-                    node,
+                filter.keeps(service.health).then(|| Instance {
+                    node: &self.nodes[service.node],
                     service,
-                    health,
+                    health: service.health,
                 })
             })
     }
 
     /// Whether any instance of service `name` exists, whatever its health or tags.
     pub fn has_service(&self, name: &str) -> bool {
-        self.services.contains_key(&key(name))
+        get_ci(&self.service_names, name).is_some()
     }
 
     /// Nodes whose address is `ip`.
@@ -467,7 +532,7 @@ impl Catalog {
             .get(&ip)
             .into_iter()
             .flatten()
-            .filter_map(|nk| self.nodes.get(nk))
+            .map(|&slot| &self.nodes[slot])
     }
 
     /// Service instances whose own address is `ip`.
@@ -476,20 +541,19 @@ impl Catalog {
             .get(&ip)
             .into_iter()
             .flatten()
-            .filter_map(|(nk, id)| {
-                let node = self.nodes.get(nk)?;
-                let service = node.services.get(id)?;
-                Some(Instance {
-                    node,
+            .map(|&slot| {
+                let service = &self.services[slot];
+                Instance {
+                    node: &self.nodes[service.node],
                     service,
-                    health: instance_health(node, id),
-                })
+                    health: service.health,
+                }
             })
     }
 }
 
 /// The worst status among the node's own checks and the service's checks.
-pub fn instance_health(node: &NodeEntry, service_id: &str) -> Health {
+fn aggregate_health(node: &NodeEntry, service_id: &str) -> Health {
     node.checks
         .values()
         .filter(|c| c.check.service_id.is_empty() || c.check.service_id == service_id)
@@ -502,13 +566,9 @@ fn check_id(c: &Check) -> &str {
     if c.id.is_empty() { &c.name } else { &c.id }
 }
 
-fn remove_from<K: std::hash::Hash + Eq, T: PartialEq>(
-    map: &mut HashMap<K, Vec<T>>,
-    k: K,
-    item: &T,
-) {
+fn remove_from(map: &mut HashMap<IpAddr, Vec<usize>>, k: IpAddr, slot: usize) {
     if let Some(v) = map.get_mut(&k) {
-        v.retain(|x| x != item);
+        v.retain(|&x| x != slot);
         if v.is_empty() {
             map.remove(&k);
         }

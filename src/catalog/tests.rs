@@ -344,20 +344,39 @@ mod props {
                 sid.clone(),
                 prop::sample::select(vec!["web", "db"]),
                 0u8..4,
-                prop::option::of(health)
+                prop::option::of((health, any::<bool>(), 0u8..2))
             )
                 .prop_map(|(n, id, svc, ip, h)| {
-                    let checks = h.map(|h| check("chk", "", h)).into_iter().collect();
+                    // A node-level check, or one on the service registered here.
+                    let sid_for_check = if id.is_empty() { svc } else { id };
+                    let checks = h
+                        .map(|(h, on_service, k)| {
+                            let cid = format!("chk{k}");
+                            if on_service {
+                                check(&cid, sid_for_check, h)
+                            } else {
+                                check(&cid, "", h)
+                            }
+                        })
+                        .into_iter()
+                        .collect();
                     Change::Register(Registration {
                         node: node(n, &format!("10.0.0.{ip}")),
                         service: Some(service(id, svc, &["t"], 80)),
                         checks,
                     })
                 }),
-            (name, prop::option::of(sid)).prop_map(|(n, s)| Change::Deregister(Deregistration {
+            (name.clone(), prop::option::of(sid)).prop_map(|(n, s)| Change::Deregister(
+                Deregistration {
+                    node: n.into(),
+                    service_id: s.map(|s| s.to_string()),
+                    check_id: None,
+                }
+            )),
+            (name, 0u8..2).prop_map(|(n, k)| Change::Deregister(Deregistration {
                 node: n.into(),
-                service_id: s.map(|s| s.to_string()),
-                check_id: None,
+                service_id: None,
+                check_id: Some(format!("chk{k}")),
             })),
         ]
     }
@@ -379,13 +398,24 @@ mod props {
             }
             for svc in ["web", "db"] {
                 let mut scan: Vec<String> = a.nodes()
-                    .flat_map(|n| n.services.values()
+                    .flat_map(|n| a.node_services(n)
                         .filter(|s| s.service.name.eq_ignore_ascii_case(svc))
                         .map(move |s| format!("{}/{}", n.node.name, s.service.id)))
                     .collect();
                 scan.sort();
                 prop_assert_eq!(names(&a, svc, None, HealthFilter::All), scan);
                 prop_assert_eq!(names(&a, svc, None, HealthFilter::NotCritical), names(&b, svc, None, HealthFilter::NotCritical));
+            }
+            // The maintained health of every instance equals a scan of its checks.
+            for n in a.nodes() {
+                for s in a.node_services(n) {
+                    let worst = n.checks.values()
+                        .filter(|c| c.check.service_id.is_empty() || c.check.service_id == s.service.id)
+                        .map(|c| c.check.status)
+                        .max()
+                        .unwrap_or(Health::Passing);
+                    prop_assert_eq!(s.health, worst);
+                }
             }
             for ip in 0..4 {
                 let ip: std::net::IpAddr = format!("10.0.0.{ip}").parse().unwrap();
