@@ -324,7 +324,7 @@ impl Catalog {
         let ip = s.address.parse::<IpAddr>().ok();
         let name_key = key(&s.name);
         let existing = self.nodes[node_slot].services.get(&s.id).copied();
-        let slot = match existing {
+        match existing {
             Some(slot) => {
                 let e = &mut self.services[slot];
                 if e.service == s {
@@ -351,7 +351,6 @@ impl Catalog {
                         self.service_addrs.entry(new).or_default().push(slot);
                     }
                 }
-                slot
             }
             None => {
                 let id = s.id.clone();
@@ -373,10 +372,8 @@ impl Catalog {
                 if let Some(ip) = ip {
                     self.service_addrs.entry(ip).or_default().push(slot);
                 }
-                slot
             }
-        };
-        let _ = slot;
+        }
         if let Some(sn) = self.service_names.get_mut(&name_key) {
             sn.modify_index = index;
         }
