@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use async_net::{TcpListener, UdpSocket};
+use async_io::Async;
+use async_net::TcpListener;
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use smol::LocalExecutor;
@@ -123,7 +124,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
         if let Some(port) = cfg.ports.dns {
             for ip in &cfg.dns_addrs {
                 let (udp, tcp) = bind_dns(*ip, port).await?;
-                let local = udp.local_addr().map_err(|e| AgentError::Bind { what: "DNS", addr: (*ip, port).into(), source: e })?;
+                let local = udp.get_ref().local_addr().map_err(|e| AgentError::Bind { what: "DNS", addr: (*ip, port).into(), source: e })?;
                 tracing::info!("DNS listening on {local} (UDP and TCP)");
                 ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
                 ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
@@ -165,7 +166,10 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
 }
 
 /// Binds UDP and TCP on the same port; port 0 takes the kernel's UDP choice for both.
-async fn bind_dns(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener), AgentError> {
+async fn bind_dns(
+    ip: IpAddr,
+    port: u16,
+) -> Result<(Async<std::net::UdpSocket>, TcpListener), AgentError> {
     let addr = SocketAddr::new(ip, port);
     let bind_err = |source| AgentError::Bind {
         what: "DNS",
@@ -174,8 +178,8 @@ async fn bind_dns(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener), Age
     };
     let mut last = None;
     for _ in 0..if port == 0 { 20 } else { 1 } {
-        let udp = UdpSocket::bind(addr).await.map_err(bind_err)?;
-        let actual = udp.local_addr().map_err(bind_err)?;
+        let udp = Async::<std::net::UdpSocket>::bind(addr).map_err(bind_err)?;
+        let actual = udp.get_ref().local_addr().map_err(bind_err)?;
         match TcpListener::bind(actual).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => {
