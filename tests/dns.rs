@@ -536,3 +536,47 @@ fn dev_mode_serves_example_services() {
     );
     agent.signal("TERM");
 }
+
+/// More idle TCP clients than the server keeps: the quietest are closed to make room, and
+/// real clients (TCP and UDP) are still answered.
+#[test]
+fn idle_tcp_clients_cannot_lock_out_real_ones() {
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("conf");
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    );
+    let agent = start(
+        &tmp.path().join("d"),
+        &["-config-dir", conf.to_str().unwrap()],
+    );
+    let p = agent.port();
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", p)).unwrap())
+        .collect();
+    // A slow client: half a length prefix, then nothing.
+    use std::io::Write;
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", p)).unwrap();
+    slow.write_all(&[0x00]).unwrap();
+    assert_eq!(
+        dig(p, &["+tcp", "web.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    assert_eq!(dig(p, &["web.service.consul"]).answers("A"), ["127.0.0.1"]);
+    // The oldest idle clients were closed by the server (a read sees EOF).
+    use std::io::Read;
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    match first.read(&mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the quietest client should have been closed, got {other:?}"),
+    }
+    drop(idle);
+}

@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::AsRawFd;
@@ -165,9 +165,13 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// Accepts TCP clients until the listener fails.
+/// Open TCP clients: a handle to shut each one down, and when it last finished a query.
+type Clients = Rc<RefCell<slab::Slab<(TcpStream, Rc<Cell<Instant>>)>>>;
+
+/// Accepts TCP clients forever. At `MAX_TCP_CONNECTIONS`, the client that has been quiet
+/// longest is closed to make room, so idle connections cannot lock real clients out.
 pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
-    let open = Rc::new(Cell::new(0usize));
+    let clients: Clients = Rc::new(RefCell::new(slab::Slab::new()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(r) => r,
@@ -177,22 +181,27 @@ pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
                 continue;
             }
         };
-        if open.get() >= MAX_TCP_CONNECTIONS {
-            tracing::debug!(
-                "DNS TCP: {MAX_TCP_CONNECTIONS} connections open, closing the one from {peer}"
-            );
-            drop(stream);
-            continue;
+        {
+            let c = clients.borrow();
+            if c.len() >= MAX_TCP_CONNECTIONS {
+                if let Some((_, (oldest, _))) = c.iter().min_by_key(|(_, (_, last))| last.get()) {
+                    tracing::debug!(
+                        "DNS TCP: {MAX_TCP_CONNECTIONS} clients open, closing the quietest"
+                    );
+                    let _ = oldest.shutdown(std::net::Shutdown::Both);
+                }
+            }
         }
-        open.set(open.get() + 1);
-        let open = open.clone();
+        let last = Rc::new(Cell::new(Instant::now()));
+        let key = clients.borrow_mut().insert((stream.clone(), last.clone()));
+        let clients = clients.clone();
         let state = state.clone();
         let ex2 = ex.clone();
         ex.spawn(async move {
-            if let Err(e) = serve_tcp_conn(stream, state, ex2).await {
+            if let Err(e) = serve_tcp_conn(stream, state, ex2, &last).await {
                 tracing::debug!("DNS TCP client {peer}: {e}");
             }
-            open.set(open.get() - 1);
+            clients.borrow_mut().try_remove(key);
         })
         .detach();
     }
@@ -202,6 +211,7 @@ async fn serve_tcp_conn(
     mut stream: TcpStream,
     state: DnsShared,
     ex: Spawner,
+    last: &Cell<Instant>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut out = Vec::with_capacity(4096);
@@ -236,6 +246,7 @@ async fn serve_tcp_conn(
                 }
             }
         }
+        last.set(Instant::now());
     }
 }
 
