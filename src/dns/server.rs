@@ -183,13 +183,13 @@ pub async fn serve_tcp(listener: TcpListener, state: DnsShared, ex: Spawner) {
         };
         {
             let c = clients.borrow();
-            if c.len() >= MAX_TCP_CONNECTIONS {
-                if let Some((_, (oldest, _))) = c.iter().min_by_key(|(_, (_, last))| last.get()) {
-                    tracing::debug!(
-                        "DNS TCP: {MAX_TCP_CONNECTIONS} clients open, closing the quietest"
-                    );
-                    let _ = oldest.shutdown(std::net::Shutdown::Both);
-                }
+            if c.len() >= MAX_TCP_CONNECTIONS
+                && let Some((_, (oldest, _))) = c.iter().min_by_key(|(_, (_, last))| last.get())
+            {
+                tracing::debug!(
+                    "DNS TCP: {MAX_TCP_CONNECTIONS} clients open, closing the quietest"
+                );
+                let _ = oldest.shutdown(std::net::Shutdown::Both);
             }
         }
         let last = Rc::new(Cell::new(Instant::now()));
