@@ -9,4 +9,5 @@ ensure_rust
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "all checks and tests passed"

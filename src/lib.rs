@@ -10,8 +10,10 @@
 //! - [`dns`]: [`dns::responder`] turns query bytes and the catalog into answer bytes (pure);
 //!   [`dns::server`] is the only file that touches the DNS sockets.
 //! - [`agent`]: wires it together on the smol executor: sockets, reload on SIGHUP, shutdown.
+//! - [`manual`]: the decisions and their reasons.
 
 pub mod agent;
 pub mod catalog;
 pub mod config;
 pub mod dns;
+pub mod manual;

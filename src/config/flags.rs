@@ -67,7 +67,7 @@ pub struct AgentFlags {
     /// Server RPC/Raft port (default 8300).
     #[arg(long = "server-port", value_name = "PORT", allow_hyphen_values = true)]
     pub server_port: Option<i32>,
-    /// Upstream DNS server for names outside the domain (addr[:port]); repeatable.
+    /// Upstream DNS server for names outside the domain (IP or IP:port); repeatable.
     #[arg(long)]
     pub recursor: Vec<String>,
     /// Address to join at start, retried until it works; repeatable.
