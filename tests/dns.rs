@@ -586,3 +586,28 @@ fn idle_tcp_clients_cannot_lock_out_real_ones() {
     }
     drop(idle);
 }
+
+#[test]
+fn unusable_data_dir_is_reported_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "agent",
+            "-data-dir",
+            file.to_str().unwrap(),
+            "-dns-port",
+            "0",
+            "-http-port",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("data dir {}", file.display())),
+        "{err}"
+    );
+}

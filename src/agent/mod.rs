@@ -34,6 +34,11 @@ pub enum AgentError {
     },
     #[error("cannot watch signals: {0}")]
     Signals(std::io::Error),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -111,8 +116,24 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     Ok(())
 }
 
+/// Creates the data dir if needed and checks that the agent can write there, so that a
+/// wrong path or permission is reported at start-up rather than at the first write.
+fn prepare_data_dir(path: &std::path::Path) -> Result<(), AgentError> {
+    let err = |source| AgentError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    let probe = path.join(".outpost-write-test");
+    std::fs::write(&probe, b"").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(), AgentError> {
+    if let Some(dir) = config.data_dir.as_ref().filter(|_| !config.dev) {
+        prepare_data_dir(dir)?;
+    }
     let seed = seed_from_os();
     let state = Rc::new(RefCell::new(initial_state(config, seed)?));
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
