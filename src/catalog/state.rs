@@ -518,6 +518,30 @@ impl Catalog {
             })
     }
 
+    /// Appends to `out` the instances [`Catalog::instances`] gives without a tag, in the same
+    /// order: a plain loop, cheaper per instance than that chain of iterator adapters (the DNS
+    /// responder calls this for every service query).
+    pub fn extend_instances<'a>(
+        &'a self,
+        name: &str,
+        filter: HealthFilter,
+        out: &mut Vec<Instance<'a>>,
+    ) {
+        let Some(sn) = get_ci(&self.service_names, name) else {
+            return;
+        };
+        for &slot in &sn.instances {
+            let service = &self.services[slot];
+            if filter.keeps(service.health) {
+                out.push(Instance {
+                    node: &self.nodes[service.node],
+                    service,
+                    health: service.health,
+                });
+            }
+        }
+    }
+
     /// Whether any instance of service `name` exists, whatever its health or tags.
     pub fn has_service(&self, name: &str) -> bool {
         get_ci(&self.service_names, name).is_some()

@@ -350,6 +350,36 @@ mod tests {
             fuzz_query(&q);
         }
 
+        /// `parse_query` hands simple-dns an EDNS query with ARCOUNT 0 when `lone_opt` has
+        /// checked the OPT record itself; simple-dns's verdict on the whole query must be the
+        /// same as on that copy.
+        #[test]
+        fn the_lone_opt_shortcut_keeps_simple_dns_verdict(
+            q in valid_query(),
+            ms in prop::collection::vec(mutation(), 0..4),
+        ) {
+            let mut q = q;
+            for m in &ms {
+                apply(&mut q, m);
+            }
+            let header_fits = q.len() >= 12 && q[4..12] == [0, 1, 0, 0, 0, 0, 0, 1];
+            let Some((tail, qtype, qclass)) = super::super::question_tail(&q) else {
+                return Ok(());
+            };
+            if header_fits && super::super::plain_name(&q, 12) && super::super::lone_opt(&q, tail + 4) {
+                // Both as `parse_query` gives them to simple-dns: QTYPE and QCLASS it can
+                // represent.
+                if simple_dns::QTYPE::try_from(qtype).is_err()
+                    || simple_dns::QCLASS::try_from(qclass & 0x7fff).is_err()
+                {
+                    q[tail..tail + 4].copy_from_slice(&[0, 1, 0, 1]);
+                }
+                let mut copy = q.clone();
+                copy[10..12].copy_from_slice(&[0, 0]);
+                prop_assert_eq!(Packet::parse(&q).is_ok(), Packet::parse(&copy).is_ok());
+            }
+        }
+
         /// simple-dns itself must not panic on hostile packets (we hand it whatever passes the
         /// header checks).
         #[test]

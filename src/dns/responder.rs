@@ -1,5 +1,6 @@
 //! Consul's DNS interface as a pure function: query bytes and the catalog in, reply bytes out.
-//! No socket and no clock; the only state is the settings and a seeded RNG for round-robin.
+//! No socket and no clock; the only state is the settings, a seeded RNG for round-robin and
+//! buffers reused from one query to the next (empty in between).
 //!
 //! # Driver contract
 //!
@@ -24,8 +25,8 @@ use std::net::IpAddr;
 
 use simple_dns::rdata::{A, AAAA, NS, PTR, RData, SOA, SRV, TXT};
 use simple_dns::{
-    CLASS, CharacterString, Label, Name, Packet, PacketFlag, Question, RCODE, ResourceRecord,
-    SimpleDnsError,
+    CLASS, CharacterString, Label, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE,
+    ResourceRecord, SimpleDnsError,
 };
 
 use crate::catalog::{Catalog, Health, HealthFilter, Instance, NodeEntry};
@@ -62,14 +63,20 @@ pub struct Responder {
     rng: fastrand::Rng,
     /// Copy of a query whose QTYPE or QCLASS simple-dns cannot parse (see `parse_query`).
     scratch: Vec<u8>,
+    /// Vectors kept from one query to the next, so that answering allocates only what
+    /// simple-dns itself needs. Empty between queries.
+    spare: Bufs<'static>,
 }
 
-/// Names computed once per settings change rather than per query. All lower-case.
+/// What the settings imply, computed once per settings change rather than per query. Names
+/// are all lower-case.
 struct ZoneNames {
     domain: Vec<String>,
     datacenter: String,
     /// Labels of `<node_name>.node.<dc>.<domain>` (Consul lower-cases NS targets).
     ns_target: Vec<String>,
+    /// The `prefix*` keys of `service_ttl` without their star, longest first.
+    ttl_prefixes: Vec<(String, u32)>,
 }
 
 impl ZoneNames {
@@ -87,11 +94,33 @@ impl ZoneNames {
         ns_target.push("node".into());
         ns_target.extend(labels(&datacenter));
         ns_target.extend(domain.iter().cloned());
+        let mut ttl_prefixes: Vec<(String, u32)> = s
+            .service_ttl
+            .iter()
+            .filter_map(|(k, t)| Some((k.strip_suffix('*')?.to_string(), *t)))
+            .collect();
+        ttl_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         ZoneNames {
             domain,
             datacenter,
             ns_target,
+            ttl_prefixes,
         }
+    }
+
+    /// [`DnsSettings::service_ttl`] without walking the map: an exact key wins, then the
+    /// longest `prefix*` (two matching prefixes of one length are the same key), else 0.
+    fn service_ttl(&self, settings: &DnsSettings, name: &str) -> u32 {
+        if settings.service_ttl.is_empty() {
+            return 0;
+        }
+        if let Some(t) = settings.service_ttl.get(name) {
+            return *t;
+        }
+        self.ttl_prefixes
+            .iter()
+            .find(|(p, _)| name.starts_with(p.as_str()))
+            .map_or(0, |(_, t)| *t)
     }
 }
 
@@ -133,6 +162,9 @@ const MAX_ANSWERS: usize = 4096;
 const EDNS_CLIENT_SUBNET: u16 = 8;
 /// Above this many instances, duplicates are found with a hash set instead of a scan.
 const LINEAR_DEDUP_MAX: usize = 32;
+/// A kept vector larger than this many elements is freed rather than kept for the next query,
+/// so one huge answer does not pin its memory.
+const SPARE_MAX: usize = 64;
 
 impl Responder {
     pub fn new(settings: DnsSettings, seed: u64) -> Responder {
@@ -141,6 +173,7 @@ impl Responder {
             settings,
             rng: fastrand::Rng::with_seed(seed),
             scratch: Vec::new(),
+            spare: Bufs::default(),
         }
     }
 
@@ -169,6 +202,7 @@ impl Responder {
             zone,
             rng,
             scratch,
+            spare,
         } = self;
         let ra = if settings.recursion { RA } else { 0 };
         let q = match parse_query(query, scratch) {
@@ -185,17 +219,19 @@ impl Responder {
             }
         };
 
-        let mut reply = Reply::new();
+        let limits = Limits::new(transport, q.edns.as_ref(), settings);
+        // Empty vectors: `Bufs<'static>` is a `Bufs` of any shorter lifetime as it is.
+        let mut bufs: Bufs<'_> = std::mem::take(spare);
         let mut authoritative = false;
         if q.edns.as_ref().is_some_and(|e| e.version != 0) {
             // RFC 6891 6.1.3: a responder that does not implement the requested EDNS version
             // MUST answer BADVERS (Consul ignores the version).
-            reply.rcode = RCODE::BADVERS;
+            bufs.reply.rcode = RCODE::BADVERS;
         } else if q.qclass & 0x7fff != C_IN && q.qclass != C_ANY {
             // Only class IN is served. RFC 1035 4.1.1 reserves NOTIMP for kinds of query
             // (opcodes); for data we do not serve, REFUSED is the policy answer, as for names
             // outside our domain (Consul ignores the class and answers IN data).
-            reply.rcode = RCODE::Refused;
+            bufs.reply.rcode = RCODE::Refused;
         } else {
             let labels = q.question.qname.get_labels();
             let zone_view = Zone {
@@ -205,14 +241,15 @@ impl Responder {
             let lookup = name::classify(labels, q.qtype, &zone_view);
             if lookup == Lookup::Outside {
                 if settings.recursion {
+                    *spare = bufs.recycle();
                     return Outcome::Forward;
                 }
                 // miekg/dns's mux answers REFUSED when no zone matches (no recursors).
-                reply.rcode = RCODE::Refused;
+                bufs.reply.rcode = RCODE::Refused;
             } else if q.qtype == T_AXFR || q.qtype == T_IXFR {
                 // Consul: `case dns.TypeAXFR: m.SetRcode(req, dns.RcodeNotImplemented)`.
                 authoritative = true;
-                reply.rcode = RCODE::NotImplemented;
+                bufs.reply.rcode = RCODE::NotImplemented;
             } else {
                 authoritative = true;
                 let domain_start = labels.len().saturating_sub(zone.domain.len());
@@ -223,13 +260,16 @@ impl Responder {
                     qname: &q.question.qname,
                     resp_domain: labels.get(domain_start..).unwrap_or_default(),
                     qtype: q.qtype,
+                    // `emit` keeps at most `answer_limit` answers and only needs to know whether
+                    // there were more.
+                    answer_cap: limits.answer_limit.map_or(usize::MAX, |l| l + 1),
                     rng,
-                    scratch: Vec::new(),
+                    b: &mut bufs,
                     bad: false,
                 };
-                match ctx.answer(lookup) {
-                    Some(r) => reply = r,
-                    None => return Outcome::Forward,
+                if ctx.answer(lookup).is_none() {
+                    *spare = bufs.recycle();
+                    return Outcome::Forward;
                 }
             }
         }
@@ -238,10 +278,18 @@ impl Responder {
         if authoritative {
             flags |= AA;
         }
-        let limits = Limits::new(transport, q.edns.as_ref(), settings);
-        if !emit(out, &q, flags, reply, limits, settings.enable_truncate) {
-            write_header_only(out, q.id, flags & !AA, 0, RCODE::ServerFailure as u8);
+        let id = q.id;
+        if !emit(
+            out,
+            q,
+            flags,
+            &mut bufs.reply,
+            limits,
+            settings.enable_truncate,
+        ) {
+            write_header_only(out, id, flags & !AA, 0, RCODE::ServerFailure as u8);
         }
+        *spare = bufs.recycle();
         Outcome::Reply
     }
 }
@@ -254,14 +302,85 @@ pub fn servfail(query: &[u8], out: &mut Vec<u8>) -> bool {
     let Ok(q) = parse_query(query, &mut scratch) else {
         return false;
     };
-    let mut reply = Reply::new();
-    reply.rcode = RCODE::ServerFailure;
+    let mut reply = Reply {
+        rcode: RCODE::ServerFailure,
+        ..Reply::default()
+    };
     let flags = q.flags & (RD | CD) | RA;
     let limits = Limits {
         max_size: usize::from(u16::MAX),
         answer_limit: None,
     };
-    emit(out, &q, flags, reply, limits, false)
+    emit(out, q, flags, &mut reply, limits, false)
+}
+
+// ---- reused allocations ----
+
+/// Every vector one answer is built in. Kept in the [`Responder`] between queries, empty, as
+/// `Bufs<'static>`: that is a `Bufs` of the next query's lifetime as it is, and
+/// [`Bufs::recycle`] turns that back into `Bufs<'static>`.
+#[derive(Default)]
+struct Bufs<'a> {
+    reply: Reply<'a>,
+    /// Instances of the service asked for, in answer order.
+    instances: Vec<Instance<'a>>,
+    /// The labels of a name being built.
+    labels: Vec<Label<'a>>,
+    /// Addresses already answered (A/AAAA de-duplication).
+    ips: Vec<IpAddr>,
+    /// SRV targets that already have glue.
+    targets: Vec<TargetKey>,
+}
+
+impl Bufs<'_> {
+    /// Empties every vector and hands its allocation over to another lifetime (`'static`, to be
+    /// kept).
+    #[inline]
+    fn recycle<'b>(self) -> Bufs<'b> {
+        let Reply {
+            rcode: _,
+            answers,
+            authority,
+            additional,
+            needs,
+        } = self.reply;
+        Bufs {
+            reply: Reply {
+                rcode: RCODE::NoError,
+                answers: recycle(answers),
+                authority: recycle(authority),
+                additional: recycle(additional),
+                needs: emptied(needs),
+            },
+            instances: recycle(self.instances),
+            labels: recycle(self.labels),
+            ips: emptied(self.ips),
+            targets: emptied(self.targets),
+        }
+    }
+}
+
+/// Empties `v` and returns its allocation as a vector of `U`, a type of the same layout (in
+/// practice: the same type under another lifetime). This relies on std collecting
+/// `vec::IntoIter` in place, which it does whenever the layouts match; were it not to, this
+/// would still be correct and merely allocate. A vector that grew past [`SPARE_MAX`] is freed.
+#[inline]
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    if v.capacity() == 0 || v.capacity() > SPARE_MAX {
+        return Vec::new();
+    }
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// [`recycle`] for a vector whose type has no lifetime to change.
+#[inline]
+fn emptied<T>(mut v: Vec<T>) -> Vec<T> {
+    v.clear();
+    if v.capacity() > SPARE_MAX {
+        return Vec::new();
+    }
+    v
 }
 
 // ---- parsing ----
@@ -271,6 +390,8 @@ struct Query<'q> {
     id: u16,
     flags: u16,
     question: Question<'q>,
+    /// The emptied section `question` was parsed into; the reply's question section reuses it.
+    questions: Vec<Question<'q>>,
     qtype: u16,
     /// Raw QCLASS, including the top bit simple-dns calls `unicast_response`.
     qclass: u16,
@@ -340,25 +461,45 @@ fn parse_query<'q>(query: &'q [u8], scratch: &'q mut Vec<u8>) -> Result<Query<'q
         return Err(formerr);
     };
 
-    let packet = match Packet::parse(query) {
-        Ok(p) => p,
-        // simple-dns rejects QTYPEs and QCLASSes it has no name for. Parse a copy with
-        // QTYPE A and QCLASS IN instead; the raw values are kept and echoed.
-        Err(
-            SimpleDnsError::InvalidQType(_)
-            | SimpleDnsError::InvalidQClass(_)
-            | SimpleDnsError::InvalidClass(_),
-        ) => {
-            scratch.clear();
-            scratch.extend_from_slice(query);
+    let packet = if ar == 1 && plain_name(query, 12) && lone_opt(query, qtail_at + 4) {
+        // The common EDNS query. simple-dns would parse the OPT record only for `read_edns` to
+        // read it again (see `Edns`), and `lone_opt` has checked all that simple-dns checks in
+        // it. So simple-dns gets a copy with ARCOUNT 0 (and, as below, QTYPE A and QCLASS IN
+        // if it cannot represent them): the same verdict on the question, for less work.
+        scratch.clear();
+        scratch.extend_from_slice(query);
+        if let Some(arcount) = scratch.get_mut(10..12) {
+            arcount.copy_from_slice(&[0, 0]);
+        }
+        if QTYPE::try_from(qtype).is_err() || QCLASS::try_from(qclass & 0x7fff).is_err() {
             match scratch.get_mut(qtail_at..qtail_at + 4) {
                 Some(tail) => tail.copy_from_slice(&[0, 1, 0, 1]),
                 None => return Err(formerr),
             }
-            let copy: &'q Vec<u8> = scratch;
-            Packet::parse(copy).map_err(|_| formerr)?
         }
-        Err(_) => return Err(formerr),
+        let copy: &'q Vec<u8> = scratch;
+        Packet::parse(copy).map_err(|_| formerr)?
+    } else {
+        match Packet::parse(query) {
+            Ok(p) => p,
+            // simple-dns rejects QTYPEs and QCLASSes it has no name for. Parse a copy with
+            // QTYPE A and QCLASS IN instead; the raw values are kept and echoed.
+            Err(
+                SimpleDnsError::InvalidQType(_)
+                | SimpleDnsError::InvalidQClass(_)
+                | SimpleDnsError::InvalidClass(_),
+            ) => {
+                scratch.clear();
+                scratch.extend_from_slice(query);
+                match scratch.get_mut(qtail_at..qtail_at + 4) {
+                    Some(tail) => tail.copy_from_slice(&[0, 1, 0, 1]),
+                    None => return Err(formerr),
+                }
+                let copy: &'q Vec<u8> = scratch;
+                Packet::parse(copy).map_err(|_| formerr)?
+            }
+            Err(_) => return Err(formerr),
+        }
     };
     let mut packet = packet;
     let formerr = || Reject::HeaderOnly {
@@ -377,6 +518,7 @@ fn parse_query<'q>(query: &'q [u8], scratch: &'q mut Vec<u8>) -> Result<Query<'q
         id,
         flags,
         question,
+        questions: std::mem::take(&mut packet.questions),
         qtype,
         qclass,
         qtail_at,
@@ -455,6 +597,44 @@ fn question_tail(query: &[u8]) -> Option<(usize, u16, u16)> {
     ))
 }
 
+/// Whether the name at `pos` is written out in full, without a compression pointer.
+fn plain_name(msg: &[u8], mut pos: usize) -> bool {
+    loop {
+        match msg.get(pos) {
+            Some(0) => return true,
+            Some(&len) if len & 0xc0 == 0 => pos += 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+}
+
+/// Whether the record at `pos` is an OPT record with the root as owner that simple-dns parses
+/// without error: the fixed part and the RDATA are all there, and the options tile the RDATA
+/// exactly (simple-dns reads option headers until the RDATA ends). Its content is `read_edns`'s
+/// business.
+fn lone_opt(query: &[u8], pos: usize) -> bool {
+    let Some(&[0, t0, t1, _, _, _, _, _, _, l0, l1]) = query.get(pos..pos + 11) else {
+        return false;
+    };
+    let rdlen = usize::from(u16::from_be_bytes([l0, l1]));
+    if u16::from_be_bytes([t0, t1]) != OPT_TYPE {
+        return false;
+    }
+    let Some(mut opts) = query.get(pos + 11..pos + 11 + rdlen) else {
+        return false;
+    };
+    while !opts.is_empty() {
+        let [_, _, l0, l1, rest @ ..] = opts else {
+            return false;
+        };
+        let Some(next) = rest.get(usize::from(u16::from_be_bytes([*l0, *l1]))..) else {
+            return false;
+        };
+        opts = next;
+    }
+    true
+}
+
 fn wire_len(name: &Name<'_>) -> usize {
     name.get_labels().iter().map(|l| l.len() + 1).sum::<usize>() + 1
 }
@@ -506,9 +686,11 @@ impl OptRecord {
         } else {
             &[c0, c1, l0, l1][..]
         };
-        for (dst, src) in buf.iter_mut().zip(head.iter().chain(option).chain(ecs)) {
-            *dst = *src;
-            len += 1;
+        for part in [&head[..], option, ecs] {
+            if let Some(dst) = buf.get_mut(len..len + part.len()) {
+                dst.copy_from_slice(part);
+                len += part.len();
+            }
         }
         // SCOPE PREFIX-LENGTH, the fourth byte of the ECS data.
         if let Some(scope) = buf.get_mut(11 + 4 + 3).filter(|_| !ecs.is_empty()) {
@@ -574,8 +756,8 @@ struct Reply<'a> {
     needs: Vec<Need>,
 }
 
-impl<'a> Reply<'a> {
-    fn new() -> Reply<'a> {
+impl Default for Reply<'_> {
+    fn default() -> Self {
         Reply {
             rcode: RCODE::NoError,
             answers: Vec::new(),
@@ -584,61 +766,63 @@ impl<'a> Reply<'a> {
             needs: Vec::new(),
         }
     }
+}
 
-    fn with_rcode(rcode: RCODE) -> Reply<'a> {
-        Reply {
-            rcode,
-            ..Reply::new()
-        }
+impl Reply<'_> {
+    /// Starts over with no records.
+    fn reset(&mut self, rcode: RCODE) {
+        self.rcode = rcode;
+        self.answers.clear();
+        self.authority.clear();
+        self.additional.clear();
+        self.needs.clear();
     }
 }
 
-/// Keeps the additional records needed by the first `answers` answers (and the authority).
+/// Puts into `dst` the additional records needed by the first `answers` answers (and the
+/// authority).
 fn additional_for<'a>(
+    dst: &mut Vec<ResourceRecord<'a>>,
     additional: &[ResourceRecord<'a>],
     needs: &[Need],
     answers: usize,
     authority: bool,
-) -> Vec<ResourceRecord<'a>> {
-    additional
-        .iter()
-        .zip(needs)
-        .filter(|(_, n)| match n {
-            Need::Answer(i) => *i < answers,
-            Need::Authority => authority,
-        })
-        .map(|(rr, _)| rr.clone())
-        .collect()
+) {
+    dst.clear();
+    dst.extend(
+        additional
+            .iter()
+            .zip(needs)
+            .filter(|(_, n)| match n {
+                Need::Answer(i) => *i < answers,
+                Need::Authority => authority,
+            })
+            .map(|(rr, _)| rr.clone()),
+    );
 }
 
 /// Encodes `reply` into `out` within `limits`, the way Consul's `trimDNSResponse` does: cut
 /// to `udp_answer_limit`; if still too big, drop the authority section, then keep the most
 /// answers that fit (binary search) with the additional records they need, and set TC.
-/// Returns false if simple-dns could not encode the packet.
+/// Returns false if simple-dns could not encode the packet. The records may be cut or moved
+/// around inside `reply`; its vectors come back for reuse.
 fn emit<'a>(
     out: &mut Vec<u8>,
-    q: &Query<'a>,
+    q: Query<'a>,
     flags: u16,
-    reply: Reply<'a>,
+    reply: &mut Reply<'a>,
     limits: Limits,
     enable_truncate: bool,
 ) -> bool {
-    let Reply {
-        rcode,
-        mut answers,
-        authority,
-        mut additional,
-        mut needs,
-    } = reply;
-    let opt = q.edns.as_ref().map(|e| OptRecord::new(e, rcode));
+    let opt = q.edns.as_ref().map(|e| OptRecord::new(e, reply.rcode));
     let tail = Tail {
         qtail_at: q.qtail_at,
-        qtail: qtail_bytes(q),
+        qtail: qtail_bytes(&q),
         opt: opt.as_ref().map(OptRecord::bytes),
     };
     let mut truncated = false;
-    let mut keep = answers.len().min(MAX_ANSWERS);
-    truncated |= keep < answers.len();
+    let mut keep = reply.answers.len().min(MAX_ANSWERS);
+    truncated |= keep < reply.answers.len();
     if let Some(limit) = limits.answer_limit {
         // Consul sets TC for these cuts only with `enable_truncate`.
         if keep > limit {
@@ -646,10 +830,11 @@ fn emit<'a>(
             truncated |= enable_truncate;
         }
     }
-    if keep < answers.len() {
-        answers.truncate(keep);
+    if keep < reply.answers.len() {
+        reply.answers.truncate(keep);
         let mut i = 0;
-        additional.retain(|_| {
+        let needs = &reply.needs;
+        reply.additional.retain(|_| {
             let k = match needs.get(i) {
                 Some(Need::Answer(a)) => *a < keep,
                 _ => true,
@@ -657,24 +842,28 @@ fn emit<'a>(
             i += 1;
             k
         });
-        needs.retain(|n| !matches!(n, Need::Answer(a) if *a >= keep));
+        reply
+            .needs
+            .retain(|n| !matches!(n, Need::Answer(a) if *a >= keep));
     }
 
     let mut packet = Packet::new_reply(q.id);
-    packet.questions.push(q.question.clone());
-    *packet.rcode_mut() = rcode;
+    packet.questions = q.questions;
+    packet.questions.push(q.question);
+    *packet.rcode_mut() = reply.rcode;
     packet.set_flags(PacketFlag::from_bits_truncate(flags));
     if truncated {
         packet.set_flags(PacketFlag::TRUNCATION);
     }
-    packet.answers = answers;
-    packet.name_servers = authority;
-    packet.additional_records = additional;
-    if !write(&packet, out, &tail) {
-        return false;
-    }
-    if out.len() <= limits.max_size {
-        return true;
+    packet.answers = std::mem::take(&mut reply.answers);
+    packet.name_servers = std::mem::take(&mut reply.authority);
+    packet.additional_records = std::mem::take(&mut reply.additional);
+    let written = write(&packet, out, &tail);
+    if !written || out.len() <= limits.max_size {
+        reply.answers = std::mem::take(&mut packet.answers);
+        reply.authority = std::mem::take(&mut packet.name_servers);
+        reply.additional = std::mem::take(&mut packet.additional_records);
+        return written;
     }
 
     // Too big: answers were cut to fit, which always sets TC (RFC 2181 9).
@@ -682,31 +871,41 @@ fn emit<'a>(
     packet.name_servers.clear();
     let answers = std::mem::take(&mut packet.answers);
     let additional = std::mem::take(&mut packet.additional_records);
+    let needs = &reply.needs;
     let attempt = |packet: &mut Packet<'a>, out: &mut Vec<u8>, k: usize| -> Option<bool> {
         packet.answers.clear();
         packet.answers.extend(answers.iter().take(k).cloned());
-        packet.additional_records = additional_for(&additional, &needs, k, false);
+        additional_for(&mut packet.additional_records, &additional, needs, k, false);
         // Evaluated after `write`: the receiver goes first.
         write(packet, out, &tail).then_some(out.len() <= limits.max_size)
     };
     let n = answers.len();
-    match attempt(&mut packet, out, n) {
-        Some(true) => return true,
-        Some(false) => {}
-        None => return false,
-    }
-    // `lo` answers fit (0 always does: header, question and OPT stay far below 512 bytes),
-    // `hi` answers do not.
-    let (mut lo, mut hi) = (0, n);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        match attempt(&mut packet, out, mid) {
-            Some(true) => lo = mid,
-            Some(false) => hi = mid,
-            None => return false,
+    let written = match attempt(&mut packet, out, n) {
+        Some(true) => true,
+        Some(false) => {
+            // `lo` answers fit (0 always does: header, question and OPT stay far below 512
+            // bytes), `hi` answers do not.
+            let (mut lo, mut hi) = (0, n);
+            let mut failed = false;
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                match attempt(&mut packet, out, mid) {
+                    Some(true) => lo = mid,
+                    Some(false) => hi = mid,
+                    None => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            !failed && attempt(&mut packet, out, lo).is_some()
         }
-    }
-    attempt(&mut packet, out, lo).is_some()
+        None => false,
+    };
+    reply.answers = answers;
+    reply.authority = std::mem::take(&mut packet.name_servers);
+    reply.additional = additional;
+    written
 }
 
 fn qtail_bytes(q: &Query<'_>) -> [u8; 4] {
@@ -752,19 +951,22 @@ fn write(packet: &Packet<'_>, out: &mut Vec<u8>, tail: &Tail<'_>) -> bool {
 
 // ---- answers ----
 
-/// Everything one answer is built from. Record names borrow from the query, the catalog and
-/// the settings; `scratch` collects the labels of a name being built.
+/// Everything one answer is built from. Records borrow (`'a`) from the query bytes, the
+/// catalog and the settings, not from the parsed question (`'r`), which the reply then takes
+/// over; the reply and the scratch vectors are in `b`.
 struct Ctx<'a, 'r> {
     settings: &'a DnsSettings,
     zone: &'a ZoneNames,
     catalog: &'a Catalog,
-    qname: &'a Name<'a>,
+    qname: &'r Name<'a>,
     /// The domain as the client spelled it: Consul's `getResponseDomain`, used in SRV targets.
-    resp_domain: &'a [Label<'a>],
+    resp_domain: &'r [Label<'a>],
     qtype: u16,
+    /// Service records beyond this many answers are not built: `emit` would cut them.
+    answer_cap: usize,
     rng: &'r mut fastrand::Rng,
-    scratch: Vec<Label<'a>>,
-    /// Set when a label added to `scratch` was empty or over 63 bytes.
+    b: &'r mut Bufs<'a>,
+    /// Set when a label added to `b.labels` was empty or over 63 bytes.
     bad: bool,
 }
 
@@ -778,17 +980,25 @@ enum Reach<'a> {
     Host(&'a str),
 }
 
-/// Identity of an SRV target, for glue de-duplication.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// Identity of an SRV target, for glue de-duplication: a node by the address of its entry
+/// (so that the vector of them outlives a query's borrows), or an IP.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum TargetKey {
-    Node(*const NodeEntry),
+    Node(usize),
     Addr(IpAddr),
 }
 
+/// The same `node:serviceAddress:port` (the node by identity), Consul's duplicate SRV test.
+fn same_tuple(a: &Instance<'_>, b: &Instance<'_>) -> bool {
+    std::ptr::eq(a.node, b.node)
+        && a.service.service.address == b.service.service.address
+        && a.service.service.port == b.service.service.port
+}
+
 impl<'a> Ctx<'a, '_> {
-    /// The reply for `lookup`, or `None` to forward the query.
-    fn answer(&mut self, lookup: Lookup<'a>) -> Option<Reply<'a>> {
-        let reply = match lookup {
+    /// Builds the reply for `lookup` in `b.reply`; `None` to forward the query.
+    fn answer(&mut self, lookup: Lookup<'_>) -> Option<()> {
+        match lookup {
             Lookup::Outside => return None,
             Lookup::Arpa(ip) => return self.ptr(ip),
             Lookup::Apex => self.apex(),
@@ -797,36 +1007,29 @@ impl<'a> Ctx<'a, '_> {
             Lookup::Service { name, tag } => self.service(name, tag),
             Lookup::Addr(ip) => {
                 if wants(self.qtype, ip) {
-                    let mut r = Reply::new();
-                    r.answers.push(self.rr(
-                        self.qname.clone(),
-                        self.settings.node_ttl,
-                        addr_rdata(ip),
-                    ));
-                    r
+                    let rr = self.rr(self.qname.clone(), self.settings.node_ttl, addr_rdata(ip));
+                    self.b.reply.answers.push(rr);
                 } else {
-                    self.negative(RCODE::NoError)
+                    self.negative(RCODE::NoError);
                 }
             }
-        };
-        Some(reply)
+        }
+        Some(())
     }
 
-    /// NXDOMAIN, or NODATA (RFC 2308 2.2: NOERROR, empty answer), with our SOA in authority.
-    fn negative(&mut self, rcode: RCODE) -> Reply<'a> {
-        let mut r = Reply::with_rcode(rcode);
-        if let Some(soa) = self.soa() {
-            r.authority.push(soa);
-        }
-        r
+    /// NXDOMAIN, or NODATA (RFC 2308 2.2: NOERROR, empty answer), with our SOA in authority;
+    /// whatever was built so far goes.
+    fn negative(&mut self, rcode: RCODE) {
+        let soa = self.soa();
+        let r = &mut self.b.reply;
+        r.reset(rcode);
+        r.authority.extend(soa);
     }
 
     /// NODATA if nothing was answered.
-    fn or_nodata(&mut self, r: Reply<'a>) -> Reply<'a> {
-        if r.answers.is_empty() {
-            self.negative(RCODE::NoError)
-        } else {
-            r
+    fn or_nodata(&mut self) {
+        if self.b.reply.answers.is_empty() {
+            self.negative(RCODE::NoError);
         }
     }
 
@@ -837,13 +1040,13 @@ impl<'a> Ctx<'a, '_> {
     // -- building names --
 
     fn begin(&mut self) {
-        self.scratch.clear();
+        self.b.labels.clear();
         self.bad = false;
     }
 
     fn push(&mut self, label: &'a [u8]) {
         self.bad |= label.is_empty() || label.len() > 63;
-        self.scratch.push(Label::new_unchecked(label));
+        self.b.labels.push(Label::new_unchecked(label));
     }
 
     /// Adds the dot-separated labels of `s` (one trailing dot allowed).
@@ -855,7 +1058,7 @@ impl<'a> Ctx<'a, '_> {
     }
 
     fn push_labels(&mut self, labels: &[Label<'a>]) {
-        self.scratch.extend(labels.iter().cloned());
+        self.b.labels.extend(labels.iter().cloned());
     }
 
     fn push_domain(&mut self) {
@@ -867,8 +1070,8 @@ impl<'a> Ctx<'a, '_> {
 
     /// The name built since `begin`, if every label is 1 to 63 bytes and the whole fits 255.
     fn finish(&self) -> Option<Name<'a>> {
-        let len = self.scratch.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
-        (!self.bad && len <= 255).then(|| Name::new_with_labels(&self.scratch))
+        let len = self.b.labels.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+        (!self.bad && len <= 255).then(|| Name::new_with_labels(&self.b.labels))
     }
 
     /// `<node>.node.<dc>.` followed by the client's spelling of the domain (Consul's
@@ -932,13 +1135,14 @@ impl<'a> Ctx<'a, '_> {
         ))
     }
 
-    fn apex(&mut self) -> Reply<'a> {
-        let mut r = Reply::new();
+    fn apex(&mut self) {
         match self.qtype {
             T_SOA => {
                 // Consul: SOA in answer, NS in authority, glue in additional.
-                r.answers.extend(self.soa());
+                let soa = self.soa();
+                self.b.reply.answers.extend(soa);
                 if let Some((ns, glue)) = self.nameservers() {
+                    let r = &mut self.b.reply;
                     r.authority.push(ns);
                     if let Some(g) = glue {
                         r.additional.push(g);
@@ -948,9 +1152,11 @@ impl<'a> Ctx<'a, '_> {
             }
             T_NS | T_ANY => {
                 if self.qtype == T_ANY {
-                    r.answers.extend(self.soa());
+                    let soa = self.soa();
+                    self.b.reply.answers.extend(soa);
                 }
                 if let Some((ns, glue)) = self.nameservers() {
+                    let r = &mut self.b.reply;
                     r.answers.push(ns);
                     if let Some(g) = glue {
                         r.additional.push(g);
@@ -962,12 +1168,12 @@ impl<'a> Ctx<'a, '_> {
             // outpost answers NODATA (RFC 2308 2.2).
             _ => {}
         }
-        self.or_nodata(r)
+        self.or_nodata();
     }
 
     // -- nodes --
 
-    fn node(&mut self, parts: &'a [Label<'a>]) -> Reply<'a> {
+    fn node(&mut self, parts: &[Label<'_>]) {
         let catalog = self.catalog;
         // Consul joins the labels before `.node` with dots: node names may contain dots.
         let entry = match parts {
@@ -991,14 +1197,13 @@ impl<'a> Ctx<'a, '_> {
             return self.negative(RCODE::NameError);
         };
         let ttl = self.settings.node_ttl;
-        let mut r = Reply::new();
         if matches!(self.qtype, T_A | T_AAAA | T_ANY) {
             // A host-name address gets no record (Consul would answer a CNAME to it).
-            if let Ok(ip) = entry.node.address.parse::<IpAddr>() {
+            if let Some(ip) = entry.ip {
                 let ip = canonical(ip);
                 if wants(self.qtype, ip) {
-                    r.answers
-                        .push(self.rr(self.qname.clone(), ttl, addr_rdata(ip)));
+                    let rr = self.rr(self.qname.clone(), ttl, addr_rdata(ip));
+                    self.b.reply.answers.push(rr);
                 }
             }
         }
@@ -1014,16 +1219,17 @@ impl<'a> Ctx<'a, '_> {
                     rfc1464(key, value)
                 };
                 if let Some(txt) = txt_rdata(txt) {
-                    r.answers.push(self.rr(self.qname.clone(), ttl, txt));
+                    let rr = self.rr(self.qname.clone(), ttl, txt);
+                    self.b.reply.answers.push(rr);
                 }
             }
         }
-        self.or_nodata(r)
+        self.or_nodata();
     }
 
     // -- services --
 
-    fn service(&mut self, name: &'a [u8], tag: Tag<'a>) -> Reply<'a> {
+    fn service(&mut self, name: &[u8], tag: Tag<'_>) {
         let Ok(name) = std::str::from_utf8(name) else {
             return self.negative(RCODE::NameError);
         };
@@ -1032,13 +1238,14 @@ impl<'a> Ctx<'a, '_> {
         } else {
             HealthFilter::NotCritical
         };
-        let mut instances: Vec<Instance<'a>> = self
-            .catalog
-            .instances(name, None, filter)
-            .filter(|i| tag_keeps(&tag, &i.service.service.tags))
-            .collect();
+        let mut instances = std::mem::take(&mut self.b.instances);
+        self.catalog.extend_instances(name, filter, &mut instances);
+        if !matches!(tag, Tag::Any) {
+            instances.retain(|i| tag_keeps(&tag, &i.service.service.tags));
+        }
         // Consul: no healthy instance of that name (and tag) is "not found".
         if instances.is_empty() {
+            self.b.instances = instances;
             return self.negative(RCODE::NameError);
         }
         // Consul's `out.Nodes.Shuffle()`: round-robin by random order.
@@ -1046,32 +1253,34 @@ impl<'a> Ctx<'a, '_> {
         instances.truncate(MAX_ANSWERS);
         // Consul looks TTLs up with the lower-cased name from the query.
         let ttl = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.settings.service_ttl(&name.to_ascii_lowercase())
+            self.zone
+                .service_ttl(self.settings, &name.to_ascii_lowercase())
         } else {
-            self.settings.service_ttl(name)
+            self.zone.service_ttl(self.settings, name)
         };
-        let r = match self.qtype {
+        match self.qtype {
             T_SRV => self.srv_records(&instances, ttl),
             T_A | T_AAAA | T_ANY => self.addr_records(&instances, ttl),
             // Consul answers A records to TXT questions here; outpost answers NODATA.
-            _ => Reply::new(),
-        };
-        self.or_nodata(r)
+            _ => {}
+        }
+        self.b.instances = instances;
+        self.or_nodata();
     }
 
     /// How `i` is reached, as Consul's `makeNodeServiceRecords` decides.
     fn reach(&self, i: &Instance<'a>) -> Option<Reach<'a>> {
         let svc = i.service.service.address.as_str();
-        let node = i.node.node.address.as_str();
-        let node_ip = node.parse::<IpAddr>().ok().map(canonical);
+        let node_ip = i.node.ip.map(canonical);
         if svc.is_empty() {
+            let node = i.node.node.address.as_str();
             return match node_ip {
                 Some(ip) => Some(Reach::Node(i.node, ip)),
                 None if node.is_empty() => None,
                 None => Some(Reach::Host(node)),
             };
         }
-        if let Ok(ip) = svc.parse::<IpAddr>() {
+        if let Some(ip) = i.service.ip {
             return Some(Reach::Addr(canonical(ip)));
         }
         // A service address that names the service being asked for means "use the node".
@@ -1085,58 +1294,61 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// One A/AAAA per distinct address of the asked family, owner = the question as asked.
-    fn addr_records(&mut self, instances: &[Instance<'a>], ttl: u32) -> Reply<'a> {
-        let mut r = Reply::new();
-        let mut seen = Seen::new(instances.len());
+    fn addr_records(&mut self, instances: &[Instance<'a>], ttl: u32) {
+        let mut seen = Seen {
+            list: std::mem::take(&mut self.b.ips),
+            set: (instances.len() > LINEAR_DEDUP_MAX).then(HashSet::new),
+        };
         for i in instances {
+            if self.b.reply.answers.len() >= self.answer_cap {
+                break;
+            }
             let ip = match self.reach(i) {
                 Some(Reach::Node(_, ip) | Reach::Addr(ip)) => ip,
                 // Consul answers a CNAME to a host-name address; outpost answers nothing.
                 Some(Reach::Host(_)) | None => continue,
             };
             if wants(self.qtype, ip) && seen.first(ip) {
-                r.answers
-                    .push(self.rr(self.qname.clone(), ttl, addr_rdata(ip)));
+                let rr = self.rr(self.qname.clone(), ttl, addr_rdata(ip));
+                self.b.reply.answers.push(rr);
             }
         }
-        r
+        self.b.ips = seen.list;
     }
 
     /// Consul's `addServiceSRVRecordsToMessage`: `1 <weight> <port> <target>`, glue for each
     /// distinct target in additional, in answer order.
-    fn srv_records(&mut self, instances: &[Instance<'a>], ttl: u32) -> Reply<'a> {
-        let mut r = Reply::new();
-        let mut seen_tuples: Vec<(*const NodeEntry, &str, u16)> = Vec::new();
+    fn srv_records(&mut self, instances: &[Instance<'a>], ttl: u32) {
+        let mut seen_targets = std::mem::take(&mut self.b.targets);
         let mut tuple_set: HashSet<(*const NodeEntry, &str, u16)> = HashSet::new();
-        let mut seen_targets = Vec::new();
         let large = instances.len() > LINEAR_DEDUP_MAX;
         let mut hex = [0u8; 32];
-        for i in instances {
+        for (k, i) in instances.iter().enumerate() {
+            if self.b.reply.answers.len() >= self.answer_cap {
+                break;
+            }
             let svc = &i.service.service;
-            // Consul skips duplicates of node:serviceAddress:port.
-            let tuple = (i.node as *const NodeEntry, svc.address.as_str(), svc.port);
+            // Consul skips duplicates of node:serviceAddress:port: an instance is one when an
+            // earlier instance has its tuple.
             let fresh = if large {
-                tuple_set.insert(tuple)
+                tuple_set.insert((std::ptr::from_ref(i.node), svc.address.as_str(), svc.port))
             } else {
-                !seen_tuples.contains(&tuple)
+                !instances.iter().take(k).any(|e| same_tuple(e, i))
             };
             if !fresh {
                 continue;
-            }
-            if !large {
-                seen_tuples.push(tuple);
             }
             let Some(reach) = self.reach(i) else { continue };
             let (target, glue) = match reach {
                 Reach::Node(node, ip) => (
                     self.node_target(&node.node.name),
-                    Some((TargetKey::Node(node), ip)),
+                    Some((TargetKey::Node(std::ptr::from_ref(node).addr()), ip)),
                 ),
                 Reach::Addr(ip) => {
                     let (zone, resp_domain) = (self.zone, self.resp_domain);
                     self.begin();
                     let label = name::encode_hex_ip(ip, &mut hex).to_vec();
-                    self.scratch.push(Label::new_unchecked(label));
+                    self.b.labels.push(Label::new_unchecked(label));
                     self.push(b"addr");
                     self.push_dotted(&zone.datacenter);
                     self.push_labels(resp_domain);
@@ -1160,24 +1372,26 @@ impl<'a> Ctx<'a, '_> {
                 port: svc.port,
                 target: target.clone(),
             };
-            r.answers
-                .push(self.rr(self.qname.clone(), ttl, RData::SRV(srv)));
+            let rr = self.rr(self.qname.clone(), ttl, RData::SRV(srv));
+            let r = &mut self.b.reply;
+            r.answers.push(rr);
             if let Some((key, ip)) = glue
                 && !seen_targets.contains(&key)
             {
                 seen_targets.push(key);
-                r.additional.push(self.rr(target, ttl, addr_rdata(ip)));
+                r.additional
+                    .push(ResourceRecord::new(target, CLASS::IN, ttl, addr_rdata(ip)));
                 r.needs.push(Need::Answer(r.answers.len() - 1));
             }
         }
-        r
+        self.b.targets = seen_targets;
     }
 
     // -- reverse lookups --
 
     /// Consul's `handlePtr`: the first node with that address (by name), else the first
     /// service instance with that address of its own. PTR TTL is 0, as in Consul.
-    fn ptr(&mut self, ip: Option<IpAddr>) -> Option<Reply<'a>> {
+    fn ptr(&mut self, ip: Option<IpAddr>) -> Option<()> {
         let (catalog, zone) = (self.catalog, self.zone);
         let target = ip.and_then(|ip| {
             if let Some(node) = catalog
@@ -1201,17 +1415,16 @@ impl<'a> Ctx<'a, '_> {
             self.finish()
         });
         match target {
-            None if self.settings.recursion => None,
-            None => Some(self.negative(RCODE::NameError)),
+            None if self.settings.recursion => return None,
+            None => self.negative(RCODE::NameError),
             Some(target) if matches!(self.qtype, T_PTR | T_ANY) => {
-                let mut r = Reply::new();
-                r.answers
-                    .push(self.rr(self.qname.clone(), 0, RData::PTR(PTR(target))));
-                Some(r)
+                let rr = self.rr(self.qname.clone(), 0, RData::PTR(PTR(target)));
+                self.b.reply.answers.push(rr);
             }
             // Consul answers the PTR whatever the type; outpost answers NODATA.
-            Some(_) => Some(self.negative(RCODE::NoError)),
+            Some(_) => self.negative(RCODE::NoError),
         }
+        Some(())
     }
 }
 
@@ -1222,13 +1435,6 @@ struct Seen {
 }
 
 impl Seen {
-    fn new(n: usize) -> Seen {
-        Seen {
-            list: Vec::new(),
-            set: (n > LINEAR_DEDUP_MAX).then(HashSet::new),
-        }
-    }
-
     /// True the first time `ip` is seen.
     fn first(&mut self, ip: IpAddr) -> bool {
         match &mut self.set {

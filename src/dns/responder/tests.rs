@@ -1272,3 +1272,93 @@ fn invalid_names_in_the_catalog_are_skipped_not_emitted() {
         ["s.service.consul 0 SRV 1 1 2 n2.node.dc1.consul"]
     );
 }
+
+// ---- reused buffers and derived settings ----
+
+#[test]
+fn the_responder_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Responder>();
+}
+
+#[test]
+fn emptied_vectors_keep_their_allocation_across_lifetimes() {
+    let name = Name::new_unchecked("web.service.consul");
+    let mut v = Vec::with_capacity(8);
+    v.push(ResourceRecord::new(
+        name.clone(),
+        CLASS::IN,
+        0,
+        RData::A(simple_dns::rdata::A { address: 1 }),
+    ));
+    let ptr = v.as_ptr().cast::<u8>();
+    let w: Vec<ResourceRecord<'static>> = recycle(v);
+    assert!(w.is_empty());
+    assert_eq!((w.as_ptr().cast::<u8>(), w.capacity()), (ptr, 8));
+    // A vector that grew past the bound is freed rather than kept.
+    let big: Vec<ResourceRecord<'static>> =
+        recycle(Vec::<ResourceRecord<'_>>::with_capacity(SPARE_MAX + 1));
+    assert_eq!(big.capacity(), 0);
+}
+
+/// One responder answering a mix of queries in turn gives, for each, the bytes a fresh
+/// responder gives: nothing built for one query shows up in the next.
+#[test]
+fn reused_buffers_leave_no_trace_between_queries() {
+    let queries = [
+        ("big.service.consul", SRV_, None),
+        ("n1.node.consul", TXT_, None),
+        ("nosuch.service.consul", A, Some(1232)),
+        ("consul", SOA_, Some(4096)),
+        ("web.service.consul", AAAA_, None),
+        ("1.0.0.10.in-addr.arpa", PTR_, None),
+        ("consul", NS_, None),
+        ("0a000001.addr.dc1.consul", A, Some(512)),
+        ("api.service.consul", SRV_, Some(1232)),
+        ("big.service.consul", ANY, Some(512)),
+    ];
+    let mut reused = Responder::new(fixture_settings(false), 3);
+    for round in 0..2 {
+        for (i, (name, qtype, edns)) in queries.iter().enumerate() {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let q = build_query(i as u16, true, name, *qtype, IN, *edns);
+                // Service answers are shuffled: compare against a fresh responder whose RNG
+                // is where the reused one's is.
+                let mut fresh = Responder::new(fixture_settings(false), 0);
+                fresh.rng = reused.rng.clone();
+                let a = run(&mut reused, fixture(), &q, transport);
+                let b = run(&mut fresh, fixture(), &q, transport);
+                assert_eq!(a.outcome, b.outcome, "{name} {qtype} round {round}");
+                assert_eq!(a.bytes, b.bytes, "{name} {qtype} round {round}");
+            }
+        }
+    }
+}
+
+#[test]
+fn service_ttl_table_agrees_with_the_settings() {
+    let keys: &[&[(&str, u32)]] = &[
+        &[],
+        &[("*", 5)],
+        &[("*", 5), ("db*", 7), ("db-*", 9), ("web", 11)],
+        &[("web*", 3), ("we*", 4), ("web", 6), ("w*", 8)],
+        &[("foo*", 13), ("foo**", 14), ("", 1)],
+    ];
+    let names = [
+        "", "web", "web2", "we", "w", "db", "db-main", "dbx", "foo", "foo*", "foo**x", "x",
+    ];
+    for keys in keys {
+        let settings = DnsSettings {
+            service_ttl: keys.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+            ..fixture_settings(false)
+        };
+        let zone = ZoneNames::new(&settings);
+        for name in names {
+            assert_eq!(
+                zone.service_ttl(&settings, name),
+                settings.service_ttl(name),
+                "{keys:?} {name:?}"
+            );
+        }
+    }
+}
