@@ -19,7 +19,7 @@ export EXT_CMD="$BIN agent -dev -config-dir {data}/consul.d -config-file $HERE/o
 export EXT_PORT=15360
 OUT="$H/results/outpost-$(date -u +%Y%m%dT%H%M%SZ)"
 (cd "$H" && CATALOGS=large SERVERS="${SERVERS:-ext knot}" REPS="${REPS:-3}" DURATION="${DURATION:-10}" \
-  OUT="$OUT" RESULTS_MD="$OUT/results.md" ./run_all.sh)
+  OUT="$OUT" RESULTS_MD="$OUT/summary.md" ./run_all.sh)
 echo "== start-up to first answer (large catalog)"
 python3 "$HERE/startup.py" 9 15361 node-000.node.consul -- \
   "$BIN" agent -dev -config-dir "$H/data/large/consul.d" -dns-port 15361 -http-port -1
@@ -45,4 +45,4 @@ zone:
 KNOT
 echo -n "knot: "
 python3 "$HERE/startup.py" 9 15362 node-000.node.consul -- knotd -c "$OUT/knot-startup.conf"
-echo "results: $OUT/results.md"
+echo "results: $OUT/summary.md"

@@ -30,7 +30,7 @@
 //!
 //! Under load most of a DNS server's time is in the kernel. Reading and answering queries in
 //! batches of up to 32 per system call (through `nix`, which wraps them safely) took the
-//! server CPU per query from 10.8 µs to about 8.7 µs on the benchmark machine, level with
+//! server CPU per query from 10.8 µs to about 8.5 µs on the benchmark machine, close to
 //! Knot DNS, which batches the same way. `nix` is an addition to the design's dependency
 //! list, made for that measured reason.
 //!
