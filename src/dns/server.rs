@@ -53,8 +53,8 @@ pub async fn serve_udp(socket: Async<std::net::UdpSocket>, state: DnsShared, ex:
     let mut outs: Vec<Vec<u8>> = (0..UDP_BATCH).map(|_| Vec::with_capacity(1232)).collect();
     let mut recv_hdrs = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
     let mut send_hdrs = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
-    // (query length, peer) of the batch just read.
-    let mut got: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(UDP_BATCH);
+    // (buffer slot, query length, peer) of the batch just read.
+    let mut got: Vec<(usize, usize, SockaddrStorage)> = Vec::with_capacity(UDP_BATCH);
     // (index into `outs`, peer) of the replies to send.
     let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(UDP_BATCH);
     loop {
@@ -72,9 +72,9 @@ pub async fn serve_udp(socket: Async<std::net::UdpSocket>, state: DnsShared, ex:
                 None,
             ) {
                 Ok(msgs) => {
-                    for m in msgs {
+                    for (slot, m) in msgs.enumerate() {
                         if let Some(peer) = m.address {
-                            got.push((m.bytes, peer));
+                            got.push((slot, m.bytes, peer));
                         }
                     }
                 }
@@ -94,8 +94,8 @@ pub async fn serve_udp(socket: Async<std::net::UdpSocket>, state: DnsShared, ex:
         {
             let mut s = state.borrow_mut();
             let s = &mut *s;
-            for (i, (len, peer)) in got.iter().enumerate() {
-                let query = &bufs[i][..*len];
+            for &(i, len, ref peer) in &got {
+                let query = &bufs[i][..len];
                 match s
                     .responder
                     .handle_query(&s.catalog, query, Transport::Udp, &mut outs[i])
