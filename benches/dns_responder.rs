@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use simple_dns::Packet;
 
-use outpost::catalog::{Catalog, Change, Command, Node, Registration, Service, Weights};
+use outpost::catalog::{Catalog, Change, Command, Node, Registration, Service};
 use outpost::dns::DnsSettings;
 use outpost::dns::responder::{Outcome, Responder, Transport};
 
@@ -49,16 +49,8 @@ fn catalog() -> Catalog {
     for s in 0..SERVICES {
         for i in 0..INSTANCES {
             let n = (s * INSTANCES + i) % NODES;
-            let service = Service {
-                id: format!("svc-{s:03}"),
-                name: format!("svc-{s:03}"),
-                tags: vec!["v1".into()],
-                address: String::new(),
-                port: 8000 + i as u16,
-                meta: Default::default(),
-                weights: Weights::default(),
-                enable_tag_override: false,
-            };
+            let name = format!("svc-{s:03}");
+            let service = Service::new(&name, &name, &["v1"], 8000 + i as u16);
             index += 1;
             let cmd = Command::one(Change::Register(Registration {
                 node: node(n),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::catalog::{
-    Catalog, Change, Check, Command, Deregistration, Node, Registration, Service, Weights,
+    Catalog, Change, Check, Command, Deregistration, Node, Registration, Service,
 };
 use crate::config::{AgentConfig, ServiceDef};
 
@@ -32,16 +32,7 @@ impl Desired {
         {
             // Consul lists its servers as the `consul` service.
             services.push(ServiceDef {
-                service: Service {
-                    id: "consul".into(),
-                    name: "consul".into(),
-                    tags: Vec::new(),
-                    address: String::new(),
-                    port,
-                    meta: BTreeMap::new(),
-                    weights: Weights::default(),
-                    enable_tag_override: false,
-                },
+                service: Service::new("consul", "consul", &[], port),
                 checks: Vec::new(),
             });
         }

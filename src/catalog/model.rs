@@ -17,6 +17,19 @@ pub struct Node {
     pub meta: BTreeMap<String, String>,
 }
 
+impl Node {
+    /// A node with no tagged addresses and no meta.
+    pub fn new(name: &str, address: &str, datacenter: &str) -> Node {
+        Node {
+            name: name.into(),
+            address: address.into(),
+            datacenter: datacenter.into(),
+            tagged_addresses: BTreeMap::new(),
+            meta: BTreeMap::new(),
+        }
+    }
+}
+
 /// One instance of a service on one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
@@ -30,6 +43,22 @@ pub struct Service {
     pub meta: BTreeMap<String, String>,
     pub weights: Weights,
     pub enable_tag_override: bool,
+}
+
+impl Service {
+    /// A service at its node's address, with default weights and no meta.
+    pub fn new(id: &str, name: &str, tags: &[&str], port: u16) -> Service {
+        Service {
+            id: id.into(),
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            address: String::new(),
+            port,
+            meta: BTreeMap::new(),
+            weights: Weights::default(),
+            enable_tag_override: false,
+        }
+    }
 }
 
 /// SRV weights by health, as Consul's `Weights`.
@@ -87,6 +116,21 @@ pub struct Check {
     /// Empty for a node-level check, which affects every service on the node.
     pub service_id: String,
     pub definition: CheckDefinition,
+}
+
+impl Check {
+    /// A check named after its ID, with no definition (as the catalog API registers them).
+    pub fn new(id: &str, service_id: &str, status: Health) -> Check {
+        Check {
+            id: id.into(),
+            name: id.into(),
+            status,
+            notes: String::new(),
+            output: String::new(),
+            service_id: service_id.into(),
+            definition: CheckDefinition::default(),
+        }
+    }
 }
 
 /// How a check is run. Stored with the check so every server knows it; run by the agent

@@ -1,38 +1,15 @@
 use super::*;
 
 fn node(name: &str, addr: &str) -> Node {
-    Node {
-        name: name.into(),
-        address: addr.into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: Default::default(),
-        meta: Default::default(),
-    }
+    Node::new(name, addr, "dc1")
 }
 
 fn service(id: &str, name: &str, tags: &[&str], port: u16) -> Service {
-    Service {
-        id: id.into(),
-        name: name.into(),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        address: String::new(),
-        port,
-        meta: Default::default(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-    }
+    Service::new(id, name, tags, port)
 }
 
 fn check(id: &str, service_id: &str, status: Health) -> Check {
-    Check {
-        id: id.into(),
-        name: id.into(),
-        status,
-        notes: String::new(),
-        output: String::new(),
-        service_id: service_id.into(),
-        definition: CheckDefinition::default(),
-    }
+    Check::new(id, service_id, status)
 }
 
 fn reg(n: Node, s: Option<Service>, checks: Vec<Check>) -> Command {

@@ -4,9 +4,7 @@
 use std::sync::OnceLock;
 
 use super::{Outcome, Responder, Transport, servfail};
-use crate::catalog::{
-    Catalog, Change, Check, CheckDefinition, Command, Health, Node, Registration, Service, Weights,
-};
+use crate::catalog::{Catalog, Change, Check, Command, Health, Node, Registration, Service};
 use crate::dns::DnsSettings;
 
 /// Runs `data` as a query through [`Responder::handle_query`] (UDP without recursion, TCP with
@@ -69,38 +67,15 @@ fn udp_limit(query: &[u8]) -> usize {
 }
 
 pub(super) fn node(name: &str, addr: &str) -> Node {
-    Node {
-        name: name.into(),
-        address: addr.into(),
-        datacenter: "dc1".into(),
-        tagged_addresses: Default::default(),
-        meta: Default::default(),
-    }
+    Node::new(name, addr, "dc1")
 }
 
 pub(super) fn service(id: &str, name: &str, tags: &[&str], port: u16) -> Service {
-    Service {
-        id: id.into(),
-        name: name.into(),
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        address: String::new(),
-        port,
-        meta: Default::default(),
-        weights: Weights::default(),
-        enable_tag_override: false,
-    }
+    Service::new(id, name, tags, port)
 }
 
 pub(super) fn check(id: &str, service_id: &str, status: Health) -> Check {
-    Check {
-        id: id.into(),
-        name: id.into(),
-        status,
-        notes: String::new(),
-        output: String::new(),
-        service_id: service_id.into(),
-        definition: CheckDefinition::default(),
-    }
+    Check::new(id, service_id, status)
 }
 
 /// Applies one registration as the next log entry.
