@@ -24,8 +24,11 @@ fn base_args(data: &std::path::Path) -> Vec<String> {
     ]
 }
 
-fn start(data: &std::path::Path, extra: &[&str]) -> Agent {
+/// An agent serving `conf` (with its data dir `data`), on a kernel-chosen DNS port.
+fn start(data: &std::path::Path, conf: &std::path::Path, extra: &[&str]) -> Agent {
     let mut args = base_args(data);
+    args.push("-config-dir".into());
+    args.push(conf.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Agent::start(&args)
@@ -88,6 +91,17 @@ fn consul_walkthrough_on_default_port() {
     assert_eq!(badtag.status, "NXDOMAIN");
 }
 
+/// `dir/conf` holding one service, `web` on port 80.
+fn web_conf(dir: &std::path::Path) -> std::path::PathBuf {
+    let conf = dir.join("conf");
+    write(
+        &conf,
+        "web.json",
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    );
+    conf
+}
+
 fn catalog_dir(tmp: &std::path::Path) -> std::path::PathBuf {
     let conf = tmp.join("conf");
     write(
@@ -129,10 +143,7 @@ fn service_node_addr_ptr_and_negative_answers() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap()],
-    );
+    let agent = start(&tmp.path().join("d"), &conf, &[]);
     let p = agent.port();
 
     // Case-insensitive, the question's case echoed back.
@@ -232,10 +243,7 @@ fn truncation_edns_and_tcp() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap()],
-    );
+    let agent = start(&tmp.path().join("d"), &conf, &[]);
     let p = agent.port();
 
     let small = dig(
@@ -286,10 +294,7 @@ fn garbage_packets_do_not_stop_the_responder() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
     let conf = catalog_dir(tmp.path());
-    let mut agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap()],
-    );
+    let mut agent = start(&tmp.path().join("d"), &conf, &[]);
     let p = agent.port();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500)))
@@ -356,16 +361,8 @@ fn garbage_packets_do_not_stop_the_responder() {
 fn reload_applies_good_changes_and_keeps_old_config_on_errors() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("conf");
-    write(
-        &conf,
-        "web.json",
-        r#"{"service": {"name": "web", "port": 80}}"#,
-    );
-    let agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap()],
-    );
+    let conf = web_conf(tmp.path());
+    let agent = start(&tmp.path().join("d"), &conf, &[]);
     let p = agent.port();
     assert_eq!(dig(p, &["db.service.consul"]).status, "NXDOMAIN");
 
@@ -475,21 +472,13 @@ fn recursor_forwarding_and_servfail() {
         "up",
     ]);
     let rec = format!("127.0.0.1:{}", upstream.port());
-    let conf = tmp.path().join("conf");
-    write(
-        &conf,
-        "web.json",
-        r#"{"service": {"name": "web", "port": 80}}"#,
-    );
+    let conf = web_conf(tmp.path());
     write(
         &conf,
         "t.json",
         r#"{"dns_config": {"recursor_timeout": "300ms"}}"#,
     );
-    let agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap(), "-recursor", &rec],
-    );
+    let agent = start(&tmp.path().join("d"), &conf, &["-recursor", &rec]);
     let p = agent.port();
     let fwd = dig(p, &["far.service.example"]);
     assert_eq!(fwd.answers("A"), ["127.0.0.1"], "{}", fwd.raw);
@@ -507,15 +496,7 @@ fn recursor_forwarding_and_servfail() {
     // A recursor that swallows queries.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_addr = silent.local_addr().unwrap().to_string();
-    let agent2 = start(
-        &tmp.path().join("d2"),
-        &[
-            "-config-dir",
-            conf.to_str().unwrap(),
-            "-recursor",
-            &silent_addr,
-        ],
-    );
+    let agent2 = start(&tmp.path().join("d2"), &conf, &["-recursor", &silent_addr]);
     let t0 = std::time::Instant::now();
     let r = dig(agent2.port(), &["example.org"]);
     assert_eq!(r.status, "SERVFAIL", "{}", r.raw);
@@ -549,16 +530,8 @@ fn dev_mode_serves_example_services() {
 fn idle_tcp_clients_cannot_lock_out_real_ones() {
     require_dig();
     let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("conf");
-    write(
-        &conf,
-        "web.json",
-        r#"{"service": {"name": "web", "port": 80}}"#,
-    );
-    let agent = start(
-        &tmp.path().join("d"),
-        &["-config-dir", conf.to_str().unwrap()],
-    );
+    let conf = web_conf(tmp.path());
+    let agent = start(&tmp.path().join("d"), &conf, &[]);
     let p = agent.port();
     let idle: Vec<std::net::TcpStream> = (0..300)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", p)).unwrap())
