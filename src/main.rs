@@ -109,9 +109,8 @@ fn validate(paths: Vec<PathBuf>) -> ExitCode {
 
 fn keygen() -> ExitCode {
     use base64::Engine;
-    use std::io::Read;
     let mut key = [0u8; 32];
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)) {
+    match agent::os_random(&mut key) {
         Ok(()) => {
             println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
             ExitCode::SUCCESS

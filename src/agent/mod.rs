@@ -215,11 +215,17 @@ async fn bind_dns(
     Err(last.unwrap_or_else(|| bind_err(std::io::Error::other("no port"))))
 }
 
-/// A seed for the responder's shuffle; the only randomness the agent draws from the OS.
-fn seed_from_os() -> u64 {
+/// Fills `buf` from the kernel's random source: the one place the process reads OS
+/// randomness (the shuffle seed, gossip keys).
+pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
     use std::io::Read;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf))
+}
+
+/// A seed for the responder's shuffle.
+fn seed_from_os() -> u64 {
     let mut b = [0u8; 8];
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+    match os_random(&mut b) {
         Ok(()) => u64::from_le_bytes(b),
         Err(_) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
