@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use slab::Slab;
 
@@ -121,10 +122,12 @@ fn get_ci<'m, V>(map: &'m HashMap<String, V>, name: &str) -> Option<&'m V> {
 }
 
 /// The whole catalog of one datacenter.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Catalog {
     /// Index of the last applied command; every change bumps it (blocking queries wait on it).
     index: u64,
+    /// Names this exact content among every catalog of the process: see [`Catalog::generation`].
+    generation: u64,
     nodes: Slab<NodeEntry>,
     services: Slab<ServiceEntry>,
     /// Node slots by lower-cased node name.
@@ -144,9 +147,38 @@ struct ServiceName {
     instances: Vec<usize>,
 }
 
+impl Default for Catalog {
+    fn default() -> Catalog {
+        Catalog {
+            index: 0,
+            generation: next_generation(),
+            nodes: Slab::new(),
+            services: Slab::new(),
+            node_names: HashMap::new(),
+            service_names: HashMap::new(),
+            node_addrs: HashMap::new(),
+            service_addrs: HashMap::new(),
+        }
+    }
+}
+
+/// A number no catalog of this process has had before.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Catalog {
     pub fn new() -> Catalog {
         Catalog::default()
+    }
+
+    /// Differs between any two catalog states of this process that may differ in content (a
+    /// clone shares it until either side changes), so that an answer computed from one state
+    /// can be reused exactly while the generation is unchanged. The index cannot serve: two
+    /// catalogs may be at the same index.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Index of the last applied command.
@@ -159,6 +191,7 @@ impl Catalog {
     pub fn apply(&mut self, index: u64, command: &Command) -> Result<(), ApplyError> {
         self.index = self.index.max(index);
         self.validate(command)?;
+        self.generation = next_generation();
         for change in &command.changes {
             match change {
                 Change::Register(r) => self.register(index, r),

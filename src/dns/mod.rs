@@ -1,6 +1,7 @@
 //! Consul's DNS interface: `responder` builds answers from the catalog (pure, bytes in and
 //! bytes out), `server` moves bytes between sockets and the responder.
 
+pub mod cache;
 pub mod responder;
 pub mod server;
 

@@ -31,6 +31,7 @@ use simple_dns::{
 
 use crate::catalog::{Catalog, Health, HealthFilter, Instance, NodeEntry};
 use crate::dns::DnsSettings;
+use crate::dns::cache::{ReplyCache, Shuffle};
 
 pub use fuzzing::fuzz_query;
 use name::{Lookup, Tag, Zone};
@@ -66,6 +67,8 @@ pub struct Responder {
     /// Vectors kept from one query to the next, so that answering allocates only what
     /// simple-dns itself needs. Empty between queries.
     spare: Bufs<'static>,
+    /// Replies to serve again while the catalog and settings stay the same.
+    cache: ReplyCache,
 }
 
 /// What the settings imply, computed once per settings change rather than per query. Names
@@ -174,6 +177,7 @@ impl Responder {
             rng: fastrand::Rng::with_seed(seed),
             scratch: Vec::new(),
             spare: Bufs::default(),
+            cache: ReplyCache::default(),
         }
     }
 
@@ -185,6 +189,12 @@ impl Responder {
     pub fn set_settings(&mut self, settings: DnsSettings) {
         self.zone = ZoneNames::new(&settings);
         self.settings = settings;
+        self.cache.clear();
+    }
+
+    /// Replies kept for reuse (see [`ReplyCache`]).
+    pub fn cached_replies(&self) -> usize {
+        self.cache.len()
     }
 
     /// Answers `query` from `catalog`. Clears `out`, then writes the reply (or nothing, see
@@ -197,12 +207,20 @@ impl Responder {
         out: &mut Vec<u8>,
     ) -> Outcome {
         out.clear();
+        let generation = catalog.generation();
+        if self
+            .cache
+            .answer(generation, query, transport, out, &mut self.rng)
+        {
+            return Outcome::Reply;
+        }
         let Responder {
             settings,
             zone,
             rng,
             scratch,
             spare,
+            cache,
         } = self;
         let ra = if settings.recursion { RA } else { 0 };
         let q = match parse_query(query, scratch) {
@@ -223,6 +241,8 @@ impl Responder {
         // Empty vectors: `Bufs<'static>` is a `Bufs` of any shorter lifetime as it is.
         let mut bufs: Bufs<'_> = std::mem::take(spare);
         let mut authoritative = false;
+        // Instances put in random order for this reply (see `ReplyCache` for why it matters).
+        let mut shuffled = 0;
         if q.edns.as_ref().is_some_and(|e| e.version != 0) {
             // RFC 6891 6.1.3: a responder that does not implement the requested EDNS version
             // MUST answer BADVERS (Consul ignores the version).
@@ -266,11 +286,13 @@ impl Responder {
                     rng,
                     b: &mut bufs,
                     bad: false,
+                    shuffled: 0,
                 };
                 if ctx.answer(lookup).is_none() {
                     *spare = bufs.recycle();
                     return Outcome::Forward;
                 }
+                shuffled = ctx.shuffled;
             }
         }
 
@@ -288,6 +310,10 @@ impl Responder {
             settings.enable_truncate,
         ) {
             write_header_only(out, id, flags & !AA, 0, RCODE::ServerFailure as u8);
+        } else if shuffled <= 1 {
+            cache.insert(generation, query, transport, out, None, rng);
+        } else if let Some(s) = Shuffle::of(out, shuffled) {
+            cache.insert(generation, query, transport, out, Some(s), rng);
         }
         *spare = bufs.recycle();
         Outcome::Reply
@@ -968,6 +994,8 @@ struct Ctx<'a, 'r> {
     b: &'r mut Bufs<'a>,
     /// Set when a label added to `b.labels` was empty or over 63 bytes.
     bad: bool,
+    /// How many instances were put in random order (0 if none were).
+    shuffled: usize,
 }
 
 /// How an instance is reached, from Consul's `makeNodeServiceRecords`.
@@ -1250,6 +1278,7 @@ impl<'a> Ctx<'a, '_> {
         }
         // Consul's `out.Nodes.Shuffle()`: round-robin by random order.
         self.rng.shuffle(&mut instances);
+        self.shuffled = self.shuffled.max(instances.len());
         instances.truncate(MAX_ANSWERS);
         // Consul looks TTLs up with the lower-cased name from the query.
         let ttl = if name.bytes().any(|b| b.is_ascii_uppercase()) {

@@ -1326,6 +1326,8 @@ fn reused_buffers_leave_no_trace_between_queries() {
                 // is where the reused one's is.
                 let mut fresh = Responder::new(fixture_settings(false), 0);
                 fresh.rng = reused.rng.clone();
+                // This is about the buffers: build every reply (the cache has its own tests).
+                reused.cache.clear();
                 let a = run(&mut reused, fixture(), &q, transport);
                 let b = run(&mut fresh, fixture(), &q, transport);
                 assert_eq!(a.outcome, b.outcome, "{name} {qtype} round {round}");
@@ -1361,4 +1363,152 @@ fn service_ttl_table_agrees_with_the_settings() {
             );
         }
     }
+}
+
+// ---- reply cache ----
+
+#[test]
+fn a_repeated_question_is_served_from_the_cache_with_its_own_id() {
+    let mut r = Responder::new(fixture_settings(false), 1);
+    let cat = fixture();
+    let first = run(
+        &mut r,
+        cat,
+        &build_query(1, true, "n1.node.consul", A, IN, None),
+        Transport::Udp,
+    );
+    assert_eq!(r.cached_replies(), 1);
+    let again = run(
+        &mut r,
+        cat,
+        &build_query(2, true, "n1.node.consul", A, IN, None),
+        Transport::Udp,
+    );
+    assert_eq!(again.packet().id(), 2);
+    assert_eq!(first.bytes[2..], again.bytes[2..]);
+    // The other transport and another spelling are other questions.
+    run(
+        &mut r,
+        cat,
+        &build_query(3, true, "n1.node.consul", A, IN, None),
+        Transport::Tcp,
+    );
+    run(
+        &mut r,
+        cat,
+        &build_query(4, true, "N1.node.consul", A, IN, None),
+        Transport::Udp,
+    );
+    assert_eq!(r.cached_replies(), 3);
+    let tcp = run(
+        &mut r,
+        cat,
+        &build_query(5, true, "N1.node.consul", A, IN, None),
+        Transport::Udp,
+    );
+    assert_eq!(tcp.answers(), ["N1.node.consul 0 A 10.0.0.1"]);
+}
+
+#[test]
+fn a_catalog_change_is_answered_at_once() {
+    let mut r = Responder::new(fixture_settings(false), 1);
+    let mut cat = fixture().clone();
+    assert_eq!(
+        ask_in(&mut r, &cat, "n1.node.consul", A).answers(),
+        ["n1.node.consul 0 A 10.0.0.1"]
+    );
+    assert_eq!(
+        ask_in(&mut r, &cat, "new.service.consul", A).rcode(),
+        RCODE::NameError
+    );
+    // A clone answers like the original; a change to either is a new generation.
+    let before = cat.generation();
+    register(
+        &mut cat,
+        node("n1", "10.0.0.100"),
+        Some(service("new", "new", &[], 1)),
+        vec![],
+    );
+    assert_ne!(cat.generation(), before);
+    assert_ne!(cat.generation(), fixture().generation());
+    assert_eq!(
+        ask_in(&mut r, &cat, "n1.node.consul", A).answers(),
+        ["n1.node.consul 0 A 10.0.0.100"]
+    );
+    assert_eq!(
+        ask_in(&mut r, &cat, "new.service.consul", A).answers(),
+        ["new.service.consul 0 A 10.0.0.100"]
+    );
+    // Going back to the other catalog does not serve the newer answers.
+    assert_eq!(
+        ask_in(&mut r, fixture(), "n1.node.consul", A).answers(),
+        ["n1.node.consul 0 A 10.0.0.1"]
+    );
+}
+
+#[test]
+fn a_settings_change_empties_the_cache() {
+    let mut r = Responder::new(fixture_settings(false), 1);
+    let cat = fixture();
+    assert_eq!(
+        ask_in(&mut r, cat, "n1.node.consul", A).answers(),
+        ["n1.node.consul 0 A 10.0.0.1"]
+    );
+    let mut s = fixture_settings(false);
+    s.node_ttl = 30;
+    r.set_settings(s);
+    assert_eq!(r.cached_replies(), 0);
+    assert_eq!(
+        ask_in(&mut r, cat, "n1.node.consul", A).answers(),
+        ["n1.node.consul 30 A 10.0.0.1"]
+    );
+}
+
+#[test]
+fn cached_round_robin_answers_are_shuffled_on_every_hit() {
+    let mut r = Responder::new(fixture_settings(false), 3);
+    let cat = fixture();
+    let q = build_query(1, false, "big.service.consul", A, IN, None);
+    let mut orders = std::collections::HashSet::new();
+    let mut firsts = std::collections::HashSet::new();
+    let mut reference: Option<Vec<String>> = None;
+    for _ in 0..200 {
+        let got = run(&mut r, cat, &q, Transport::Tcp);
+        let answers = got.answers();
+        firsts.insert(answers[0].clone());
+        let mut set = answers.clone();
+        set.sort();
+        assert_eq!(set.len(), 40);
+        match &reference {
+            Some(r) => assert_eq!(&set, r),
+            None => reference = Some(set),
+        }
+        orders.insert(answers);
+    }
+    assert_eq!(r.cached_replies(), 1, "the A answer is kept");
+    assert!(orders.len() > 190, "only {} distinct orders", orders.len());
+    assert!(
+        firsts.len() > 30,
+        "only {} distinct first answers",
+        firsts.len()
+    );
+}
+
+#[test]
+fn replies_whose_order_cannot_be_shuffled_as_bytes_are_built_every_time() {
+    let mut r = Responder::new(fixture_settings(false), 3);
+    let cat = fixture();
+    // SRV: targets and glue refer to each other by compression pointers.
+    let mut orders = std::collections::HashSet::new();
+    for _ in 0..40 {
+        orders.insert(ask_in(&mut r, cat, "big.service.consul", SRV_).answers());
+    }
+    // A without EDNS: 3 of 40 instances are picked, so the set itself varies.
+    let mut sets = std::collections::HashSet::new();
+    for _ in 0..40 {
+        sets.insert(ask_in(&mut r, cat, "big.service.consul", A).sorted_answers());
+    }
+    assert_eq!(r.cached_replies(), 0);
+    assert!(orders.len() > 30);
+    assert!(sets.len() > 30);
 }
