@@ -14,6 +14,8 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod checks;
 pub mod config;
 pub mod dns;
+pub mod http;
 pub mod manual;

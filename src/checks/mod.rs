@@ -1,0 +1,1 @@
+//! Health checks the agent runs: HTTP, TCP, TTL and script checks.
