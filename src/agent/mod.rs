@@ -11,13 +11,14 @@ use std::rc::Rc;
 use async_io::Async;
 use async_net::TcpListener;
 use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
+use futures_lite::{FutureExt, StreamExt};
 use smol::LocalExecutor;
 
-use crate::catalog::{ApplyError, Catalog, Command};
+use crate::catalog::{ApplyError, Catalog, Change, CheckUpdate, Command, Health};
 use crate::config::{self, AgentConfig, AgentFlags, ConfigError, HostInfo};
 use crate::dns::responder::Responder;
 use crate::dns::server::{self, DnsShared};
+use crate::http::watch::WatchHub;
 
 /// Why the agent could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -46,17 +47,78 @@ pub struct State {
     pub catalog: Catalog,
     pub responder: Responder,
     pub config: AgentConfig,
+    /// Where blocking HTTP queries wait for their data to change.
+    pub watch: WatchHub,
+    pub metrics: Metrics,
     /// What the applied config defined, to know what a reload removes.
     desired: sync::Desired,
+    /// The flags and host the config was built from, for reloads.
+    flags: AgentFlags,
+    host: HostInfo,
+    /// To the agent's main loop, for what the API asks of the whole agent.
+    events: Option<async_channel::Sender<AgentEvent>>,
+}
+
+/// Counters the metrics endpoint and the status page show.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Metrics {
+    pub dns_queries: u64,
+    pub http_requests: u64,
+}
+
+/// What the API asks of the agent as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentEvent {
+    /// `/v1/agent/leave`: leave gracefully and stop.
+    Leave,
 }
 
 impl State {
     /// The one write path: every catalog change goes through here (and, with Raft, through
-    /// the replicated log first). Returns the index the command was applied at.
+    /// the replicated log first). Wakes the blocking queries whose data changed. Returns the
+    /// index the command was applied at.
     pub fn commit(&mut self, command: &Command) -> Result<u64, ApplyError> {
         let index = self.catalog.index() + 1;
-        self.catalog.apply(index, command)?;
+        let topics = self.catalog.apply(index, command)?;
+        self.watch.notify(&topics);
         Ok(index)
+    }
+
+    /// This agent's own node in the catalog.
+    pub fn local_node(&self) -> Option<&crate::catalog::NodeEntry> {
+        self.catalog.node(&self.config.node_name)
+    }
+
+    /// The Raft leader's address (this server: a single server is its own leader).
+    pub fn leader_addr(&self) -> Option<String> {
+        let port = self.config.ports.server.filter(|_| self.config.server)?;
+        Some(SocketAddr::new(self.config.advertise_addr, port).to_string())
+    }
+
+    /// Sets a TTL check's status, as its pass/warn/fail/update endpoints do.
+    pub fn ttl_update(&mut self, check_id: &str, status: Health, output: String) {
+        let update = Command::one(Change::UpdateCheck(CheckUpdate {
+            node: self.config.node_name.clone(),
+            check_id: check_id.to_string(),
+            status,
+            output,
+        }));
+        // An update of an existing check is never refused.
+        if let Err(e) = self.commit(&update) {
+            tracing::warn!("check {check_id}: status update refused: {e}");
+        }
+    }
+
+    /// Re-reads the config with the agent's flags and applies it, all or nothing.
+    pub fn reload(&mut self) -> Result<(), AgentError> {
+        let (flags, host) = (self.flags.clone(), self.host.clone());
+        reload(self, &flags, &host)
+    }
+
+    pub fn send_event(&self, e: AgentEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.try_send(e);
+        }
     }
 }
 
@@ -82,7 +144,12 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         catalog: Catalog::new(),
         responder: Responder::new(config.dns_settings(), seed),
         config,
+        watch: WatchHub::default(),
+        metrics: Metrics::default(),
         desired: sync::Desired::default(),
+        flags: AgentFlags::default(),
+        host: HostInfo::default(),
+        events: None,
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -135,7 +202,12 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
         prepare_data_dir(dir)?;
     }
     let seed = seed_from_os();
-    let state = Rc::new(RefCell::new(initial_state(config, seed)?));
+    let (events_tx, events_rx) = async_channel::bounded::<AgentEvent>(8);
+    let mut initial = initial_state(config, seed)?;
+    initial.flags = flags.clone();
+    initial.host = host.clone();
+    initial.events = Some(events_tx);
+    let state = Rc::new(RefCell::new(initial));
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         let mut signals =
@@ -151,6 +223,20 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
             }
         }
+        if let Some(port) = cfg.ports.http {
+            for ip in &cfg.http_addrs {
+                let addr = SocketAddr::new(*ip, port);
+                let listener = TcpListener::bind(addr).await.map_err(|source| AgentError::Bind {
+                    what: "HTTP",
+                    addr,
+                    source,
+                })?;
+                let local = listener.local_addr().unwrap_or(addr);
+                tracing::info!("HTTP listening on {local}");
+                ex.spawn(crate::http::server::serve(listener, state.clone(), ex.clone()))
+                    .detach();
+            }
+        }
         {
             let s = state.borrow();
             tracing::info!(
@@ -162,7 +248,14 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 s.config.files.len()
             );
         }
-        while let Some(sig) = signals.next().await {
+        loop {
+            let next = async { signals.next().await.map(Some) }
+                .or(async { events_rx.recv().await.ok().map(|_| None) });
+            let Some(sig) = next.await else { break };
+            let Some(sig) = sig else {
+                tracing::info!("leaving on request of the API; shutting down");
+                break;
+            };
             match sig {
                 Ok(Signal::Hup) => {
                     let mut s = state.borrow_mut();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Check, Node, Service};
+use super::model::{Check, Health, Node, Service};
 
 /// One entry of the replicated log: changes applied atomically, all of them or, if one is
 /// invalid, none. Applying the same sequence of commands to an empty catalog always gives
@@ -24,6 +24,42 @@ pub enum Change {
     /// Remove a check, a service (with its checks), or a whole node (with everything on it).
     /// Removing something absent is not an error, as in Consul.
     Deregister(Deregistration),
+    /// Set the status and output of a check that exists (as a check runner or a TTL update
+    /// reports them); a check that is gone by then is skipped, not an error.
+    UpdateCheck(CheckUpdate),
+    /// Write one KV key.
+    KvSet(KvSet),
+    /// Delete one KV key, or every key under a prefix.
+    KvDelete(KvDelete),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckUpdate {
+    pub node: String,
+    pub check_id: String,
+    pub status: Health,
+    pub output: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvSet {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub flags: u64,
+    /// Check-and-set: write only if the key's modify index is this (0: only if absent);
+    /// otherwise the whole command is refused with [`ApplyError::CasFailed`].
+    ///
+    /// [`ApplyError::CasFailed`]: super::ApplyError::CasFailed
+    pub cas: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvDelete {
+    pub key: String,
+    /// Delete every key that starts with `key`.
+    pub recurse: bool,
+    /// Delete only if the key's modify index is this (a key already gone passes).
+    pub cas: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,12 +2,16 @@
 //! Every change is a [`Command`]; queries are pure reads over [`Catalog`].
 
 pub mod command;
+pub mod kv;
 pub mod model;
 pub mod state;
 
-pub use command::{Change, Command, Deregistration, Registration};
+pub use command::{Change, CheckUpdate, Command, Deregistration, KvDelete, KvSet, Registration};
+pub use kv::{Kv, KvEntry};
 pub use model::{Check, CheckDefinition, Health, Node, Service, Weights};
-pub use state::{ApplyError, Catalog, HealthFilter, Instance, NodeEntry};
+pub use state::{
+    ApplyError, Catalog, CheckEntry, HealthFilter, Instance, NodeEntry, ServiceEntry, Topic,
+};
 
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use slab::Slab;
 
-use super::command::{Change, Command, Deregistration, Registration};
+use super::command::{Change, CheckUpdate, Command, Deregistration, KvDelete, KvSet, Registration};
+use super::kv::{self, Kv};
 use super::model::{Check, Health, Node, Service};
+
+/// What a command changed, so that blocking queries wake only when their data did. Names are
+/// lower case (as the indices key them); KV keys are exact.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// The list of nodes or a node record.
+    Nodes,
+    /// Any service instance (added, removed, changed).
+    Services,
+    /// Any check (added, removed, status).
+    Checks,
+    /// Anything on this node: its record, services or checks.
+    Node(String),
+    /// The instances of this service name or their health.
+    Service(String),
+    /// This KV key.
+    Key(String),
+}
 
 /// A node with everything registered on it.
 #[derive(Clone, Debug)]
@@ -22,6 +41,8 @@ pub struct NodeEntry {
     pub ip: Option<IpAddr>,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Index of the last change to the node, its services or its checks.
+    pub data_index: u64,
     /// Service slots by service ID (see [`Catalog::node_services`]).
     services: BTreeMap<String, usize>,
     /// By check ID.
@@ -105,6 +126,15 @@ pub enum ApplyError {
         check: String,
         service: String,
     },
+    #[error("a KV key must not be empty")]
+    EmptyKey,
+    #[error("KV key of {0} bytes is over the {max}-byte limit", max = kv::MAX_KEY)]
+    KeyTooLong(usize),
+    #[error("KV value of {0} bytes is over the {max}-byte limit", max = kv::MAX_VALUE)]
+    ValueTooLarge(usize),
+    /// A check-and-set did not match: the key was changed (or created) meanwhile.
+    #[error("check-and-set on KV key {key:?} failed: its index is not {cas}")]
+    CasFailed { key: String, cas: u64 },
 }
 
 /// Lower-cased key: DNS and Consul look names up case-insensitively.
@@ -139,6 +169,14 @@ pub struct Catalog {
     node_addrs: HashMap<IpAddr, Vec<usize>>,
     /// Service slots by the service's own address, for PTR.
     service_addrs: HashMap<IpAddr, Vec<usize>>,
+    /// Index of the last change to any node record, service, or check: what a query over
+    /// the whole table (or of something absent) reports, so that it never goes back.
+    nodes_index: u64,
+    services_index: u64,
+    checks_index: u64,
+    kv: Kv,
+    /// What the command being applied changed.
+    topics: Vec<Topic>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -158,6 +196,11 @@ impl Default for Catalog {
             service_names: HashMap::new(),
             node_addrs: HashMap::new(),
             service_addrs: HashMap::new(),
+            nodes_index: 0,
+            services_index: 0,
+            checks_index: 0,
+            kv: Kv::default(),
+            topics: Vec::new(),
         }
     }
 }
@@ -186,9 +229,10 @@ impl Catalog {
         self.index
     }
 
-    /// Applies `command`, the log entry at `index`. On error nothing changes except that the
-    /// index still advances (the entry was consumed, as every replica consumes it).
-    pub fn apply(&mut self, index: u64, command: &Command) -> Result<(), ApplyError> {
+    /// Applies `command`, the log entry at `index`, and says what it changed (sorted, no
+    /// duplicates). On error nothing changes except that the index still advances (the entry
+    /// was consumed, as every replica consumes it).
+    pub fn apply(&mut self, index: u64, command: &Command) -> Result<Vec<Topic>, ApplyError> {
         self.index = self.index.max(index);
         self.validate(command)?;
         self.generation = next_generation();
@@ -196,9 +240,39 @@ impl Catalog {
             match change {
                 Change::Register(r) => self.register(index, r),
                 Change::Deregister(d) => self.deregister(index, d),
+                Change::UpdateCheck(u) => self.update_check(index, u),
+                Change::KvSet(k) => {
+                    self.kv.set(index, &k.key, &k.value, k.flags);
+                    self.topics.push(Topic::Key(k.key.clone()));
+                }
+                Change::KvDelete(d) => {
+                    let gone = self.kv.delete(index, &d.key, d.recurse);
+                    self.topics.extend(gone.into_iter().map(Topic::Key));
+                }
             }
         }
-        Ok(())
+        let mut topics = std::mem::take(&mut self.topics);
+        topics.sort_unstable();
+        topics.dedup();
+        Ok(topics)
+    }
+
+    /// Records that the node at `slot` changed at `index`.
+    fn touch_node(&mut self, index: u64, slot: usize) {
+        let n = &mut self.nodes[slot];
+        n.data_index = index;
+        self.topics.push(Topic::Node(key(&n.node.name)));
+    }
+
+    fn touch_service(&mut self, index: u64, name_key: &str) {
+        self.services_index = index;
+        self.topics.push(Topic::Services);
+        self.topics.push(Topic::Service(name_key.to_string()));
+    }
+
+    fn touch_checks(&mut self, index: u64) {
+        self.checks_index = index;
+        self.topics.push(Topic::Checks);
     }
 
     /// Checks every change against the state as the earlier changes of the same command
@@ -256,6 +330,37 @@ impl Catalog {
                         }
                     }
                 }
+                Change::UpdateCheck(_) => {}
+                Change::KvSet(KvSet {
+                    key, value, cas, ..
+                }) => {
+                    check_key(key)?;
+                    if value.len() > kv::MAX_VALUE {
+                        return Err(ApplyError::ValueTooLarge(value.len()));
+                    }
+                    if let Some(cas) = *cas
+                        && !self.kv.cas_ok(key, cas)
+                    {
+                        return Err(ApplyError::CasFailed {
+                            key: key.clone(),
+                            cas,
+                        });
+                    }
+                }
+                Change::KvDelete(KvDelete { key, cas, .. }) => {
+                    if key.len() > kv::MAX_KEY {
+                        return Err(ApplyError::KeyTooLong(key.len()));
+                    }
+                    if let Some(cas) = *cas
+                        && self.kv.get(key).is_some()
+                        && !self.kv.cas_ok(key, cas)
+                    {
+                        return Err(ApplyError::CasFailed {
+                            key: key.clone(),
+                            cas,
+                        });
+                    }
+                }
                 Change::Deregister(d) => {
                     let nk = key(&d.node);
                     match (&d.service_id, &d.check_id) {
@@ -293,6 +398,20 @@ impl Catalog {
                             self.node_addrs.entry(new).or_default().push(slot);
                         }
                     }
+                    self.nodes_index = index;
+                    self.topics.push(Topic::Nodes);
+                    self.touch_node(index, slot);
+                    // Instances carry their node's address: their service names changed too.
+                    let names: Vec<String> = self
+                        .node_services(&self.nodes[slot])
+                        .map(|e| key(&e.service.name))
+                        .collect();
+                    for n in names {
+                        if let Some(sn) = self.service_names.get_mut(&n) {
+                            sn.modify_index = index;
+                        }
+                        self.touch_service(index, &n);
+                    }
                 }
                 slot
             }
@@ -302,6 +421,7 @@ impl Catalog {
                     ip,
                     create_index: index,
                     modify_index: index,
+                    data_index: index,
                     services: BTreeMap::new(),
                     checks: BTreeMap::new(),
                 });
@@ -309,6 +429,9 @@ impl Catalog {
                 if let Some(ip) = ip {
                     self.node_addrs.entry(ip).or_default().push(slot);
                 }
+                self.nodes_index = index;
+                self.topics.push(Topic::Nodes);
+                self.touch_node(index, slot);
                 slot
             }
         };
@@ -348,6 +471,8 @@ impl Catalog {
                 }
             }
             if changed {
+                self.touch_checks(index);
+                self.touch_node(index, slot);
                 self.checks_changed(index, slot);
             }
         }
@@ -370,6 +495,7 @@ impl Catalog {
                 e.modify_index = index;
                 if old_name != name_key {
                     self.unlink_name(index, &old_name, slot);
+                    self.touch_service(index, &old_name);
                     self.service_names
                         .entry(name_key.clone())
                         .or_default()
@@ -410,6 +536,8 @@ impl Catalog {
         if let Some(sn) = self.service_names.get_mut(&name_key) {
             sn.modify_index = index;
         }
+        self.touch_service(index, &name_key);
+        self.touch_node(index, node_slot);
     }
 
     fn unlink_name(&mut self, index: u64, name_key: &str, slot: usize) {
@@ -432,10 +560,30 @@ impl Catalog {
             if e.health != health {
                 e.health = health;
             }
-            if let Some(sn) = self.service_names.get_mut(&key(&e.service.name)) {
+            let name = key(&e.service.name);
+            if let Some(sn) = self.service_names.get_mut(&name) {
                 sn.modify_index = index;
             }
+            self.topics.push(Topic::Service(name));
         }
+    }
+
+    fn update_check(&mut self, index: u64, u: &CheckUpdate) {
+        let Some(&slot) = self.node_names.get(&key(&u.node)) else {
+            return;
+        };
+        let Some(c) = self.nodes[slot].checks.get_mut(&u.check_id) else {
+            return;
+        };
+        if c.check.status == u.status && c.check.output == u.output {
+            return;
+        }
+        c.check.status = u.status;
+        c.check.output = u.output.clone();
+        c.modify_index = index;
+        self.touch_checks(index);
+        self.touch_node(index, slot);
+        self.checks_changed(index, slot);
     }
 
     fn deregister(&mut self, index: u64, d: &Deregistration) {
@@ -446,6 +594,8 @@ impl Catalog {
             (Some(id), _) => self.remove_service(index, node_slot, id),
             (None, Some(check)) => {
                 if self.nodes[node_slot].checks.remove(check).is_some() {
+                    self.touch_checks(index);
+                    self.touch_node(index, node_slot);
                     self.checks_changed(index, node_slot);
                 }
             }
@@ -454,6 +604,12 @@ impl Catalog {
                 for id in ids {
                     self.remove_service(index, node_slot, &id);
                 }
+                if !self.nodes[node_slot].checks.is_empty() {
+                    self.touch_checks(index);
+                }
+                self.touch_node(index, node_slot);
+                self.nodes_index = index;
+                self.topics.push(Topic::Nodes);
                 let n = self.nodes.remove(node_slot);
                 self.node_names.remove(&key(&n.node.name));
                 if let Some(ip) = n.ip {
@@ -472,16 +628,50 @@ impl Catalog {
         node.checks.retain(|_, c| c.check.service_id != id);
         let checks_removed = node.checks.len() != had_checks;
         let entry = self.services.remove(slot);
-        self.unlink_name(index, &key(&entry.service.name), slot);
+        let name = key(&entry.service.name);
+        self.unlink_name(index, &name, slot);
+        self.touch_service(index, &name);
+        self.touch_node(index, node_slot);
         if let Some(ip) = entry.ip {
             remove_from(&mut self.service_addrs, ip, slot);
         }
         if checks_removed {
+            self.touch_checks(index);
             self.checks_changed(index, node_slot);
         }
     }
 
     // ---- queries (pure reads) ----
+
+    /// The key/value store.
+    pub fn kv(&self) -> &Kv {
+        &self.kv
+    }
+
+    /// Index of the last change to the node list or any node record.
+    pub fn nodes_index(&self) -> u64 {
+        self.nodes_index
+    }
+
+    /// Index of the last change to any service instance.
+    pub fn services_index(&self) -> u64 {
+        self.services_index
+    }
+
+    /// Index of the last change to any check.
+    pub fn checks_index(&self) -> u64 {
+        self.checks_index
+    }
+
+    /// Services that have at least one instance, each once, by lower-cased name.
+    pub fn service_name_keys(&self) -> impl Iterator<Item = &str> {
+        self.service_names.keys().map(String::as_str)
+    }
+
+    /// The node a service entry runs on.
+    pub fn node_of(&self, service: &ServiceEntry) -> &NodeEntry {
+        &self.nodes[service.node]
+    }
 
     /// A node by name, case-insensitively.
     pub fn node(&self, name: &str) -> Option<&NodeEntry> {
@@ -614,6 +804,16 @@ fn aggregate_health(node: &NodeEntry, service_id: &str) -> Health {
         .map(|c| c.check.status)
         .max()
         .unwrap_or(Health::Passing)
+}
+
+fn check_key(k: &str) -> Result<(), ApplyError> {
+    if k.is_empty() {
+        return Err(ApplyError::EmptyKey);
+    }
+    if k.len() > kv::MAX_KEY {
+        return Err(ApplyError::KeyTooLong(k.len()));
+    }
+    Ok(())
 }
 
 fn check_id(c: &Check) -> &str {

@@ -1,3 +1,4 @@
+use super::state::Topic;
 use super::*;
 
 fn node(name: &str, addr: &str) -> Node {
@@ -401,4 +402,224 @@ mod props {
             }
         }
     }
+}
+
+fn kv_set(key: &str, value: &str, cas: Option<u64>) -> Command {
+    Command::one(Change::KvSet(KvSet {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+        flags: 0,
+        cas,
+    }))
+}
+
+fn kv_del(key: &str, recurse: bool, cas: Option<u64>) -> Command {
+    Command::one(Change::KvDelete(KvDelete {
+        key: key.into(),
+        recurse,
+        cas,
+    }))
+}
+
+#[test]
+fn kv_set_get_and_check_and_set_as_consul() {
+    let mut c = Catalog::new();
+    c.apply(1, &kv_set("a/b", "1", None)).unwrap();
+    let e = c.kv().get("a/b").unwrap();
+    assert_eq!(
+        (e.value.as_slice(), e.create_index, e.modify_index),
+        (&b"1"[..], 1, 1)
+    );
+    // cas=0: only if absent.
+    assert_eq!(
+        c.apply(2, &kv_set("a/b", "2", Some(0))),
+        Err(ApplyError::CasFailed {
+            key: "a/b".into(),
+            cas: 0
+        })
+    );
+    assert_eq!(c.kv().get("a/b").unwrap().value, b"1");
+    c.apply(3, &kv_set("a/b", "3", Some(1))).unwrap();
+    let e = c.kv().get("a/b").unwrap();
+    assert_eq!((e.create_index, e.modify_index), (1, 3));
+    assert!(
+        c.apply(4, &kv_set("a/b", "4", Some(1))).is_err(),
+        "stale cas"
+    );
+    assert!(
+        c.apply(5, &kv_del("a/b", false, Some(1))).is_err(),
+        "stale delete cas"
+    );
+    c.apply(6, &kv_del("a/b", false, Some(3))).unwrap();
+    assert!(c.kv().get("a/b").is_none());
+    // Deleting what is gone passes, with or without cas.
+    c.apply(7, &kv_del("a/b", false, Some(3))).unwrap();
+    assert_eq!(
+        c.apply(8, &kv_set("", "x", None)),
+        Err(ApplyError::EmptyKey)
+    );
+    let big = "x".repeat(kv::MAX_VALUE + 1);
+    assert!(matches!(
+        c.apply(9, &kv_set("k", &big, None)),
+        Err(ApplyError::ValueTooLarge(_))
+    ));
+    assert_eq!(c.index(), 9, "refused entries still advance the index");
+}
+
+#[test]
+fn kv_keys_cut_at_the_separator_and_recurse_deletes_a_prefix() {
+    let mut c = Catalog::new();
+    for (i, k) in ["web/a", "web/b/c", "web/b/d", "web2", "x"]
+        .iter()
+        .enumerate()
+    {
+        c.apply(i as u64 + 1, &kv_set(k, "v", None)).unwrap();
+    }
+    assert_eq!(
+        c.kv().keys("web", None),
+        ["web/a", "web/b/c", "web/b/d", "web2"]
+    );
+    assert_eq!(c.kv().keys("web/", Some("/")), ["web/a", "web/b/"]);
+    assert_eq!(c.kv().keys("", Some("/")), ["web/", "web2", "x"]);
+    let t = c.apply(10, &kv_del("web/", true, None)).unwrap();
+    assert_eq!(
+        t,
+        [
+            Topic::Key("web/a".into()),
+            Topic::Key("web/b/c".into()),
+            Topic::Key("web/b/d".into())
+        ]
+    );
+    assert_eq!(
+        c.kv().list("").map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["web2", "x"]
+    );
+}
+
+#[test]
+fn kv_index_of_a_prefix_moves_forward_on_delete_and_never_back() {
+    let mut c = Catalog::new();
+    c.apply(1, &kv_set("p/a", "v", None)).unwrap();
+    c.apply(2, &kv_set("p/b", "v", None)).unwrap();
+    c.apply(3, &kv_set("q", "v", None)).unwrap();
+    assert_eq!(c.kv().index_of("p/", false), 2);
+    assert_eq!(c.kv().index_of("p/a", true), 1);
+    c.apply(4, &kv_del("p/b", false, None)).unwrap();
+    assert_eq!(c.kv().index_of("p/", false), 4, "a delete under the prefix");
+    assert_eq!(c.kv().index_of("p/b", true), 4);
+    assert_eq!(
+        c.kv().index_of("p/a", true),
+        1,
+        "a sibling's delete is not this key's change"
+    );
+    // Past the tombstone bound, indices fold into a floor rather than go back.
+    let mut i = 5;
+    for n in 0..=kv::MAX_TOMBSTONES {
+        c.apply(i, &kv_set(&format!("t/{n}"), "v", None)).unwrap();
+        c.apply(i + 1, &kv_del(&format!("t/{n}"), false, None))
+            .unwrap();
+        i += 2;
+    }
+    assert!(c.kv().index_of("p/", false) >= 4);
+    assert!(c.kv().index_of("p/b", true) >= 4);
+}
+
+#[test]
+fn update_check_changes_health_and_names_what_changed() {
+    let mut c = Catalog::new();
+    c.apply(
+        1,
+        &reg(
+            node("n1", "10.0.0.1"),
+            Some(service("web1", "Web", &[], 80)),
+            vec![check("http", "web1", Health::Critical)],
+        ),
+    )
+    .unwrap();
+    assert!(names(&c, "web", None, HealthFilter::NotCritical).is_empty());
+    let up = |status| {
+        Command::one(Change::UpdateCheck(CheckUpdate {
+            node: "N1".into(),
+            check_id: "http".into(),
+            status,
+            output: "ok".into(),
+        }))
+    };
+    let t = c.apply(2, &up(Health::Passing)).unwrap();
+    assert_eq!(
+        t,
+        [
+            Topic::Checks,
+            Topic::Node("n1".into()),
+            Topic::Service("web".into())
+        ]
+    );
+    assert_eq!(names(&c, "web", None, HealthFilter::Passing), ["n1/web1"]);
+    assert_eq!(c.service_index("web"), 2);
+    assert_eq!(c.checks_index(), 2);
+    assert_eq!(c.node("n1").unwrap().data_index, 2);
+    assert_eq!(
+        c.services_index(),
+        1,
+        "health is not a change of the service table"
+    );
+    // The same status and output again: nothing changed, nothing to wake.
+    assert_eq!(c.apply(3, &up(Health::Passing)).unwrap(), []);
+    assert_eq!(c.service_index("web"), 2);
+    // A check that is gone is skipped.
+    let gone = Command::one(Change::UpdateCheck(CheckUpdate {
+        node: "n1".into(),
+        check_id: "nope".into(),
+        status: Health::Critical,
+        output: String::new(),
+    }));
+    assert_eq!(c.apply(4, &gone).unwrap(), []);
+}
+
+#[test]
+fn topics_of_registration_and_deregistration() {
+    let mut c = Catalog::new();
+    let t = c
+        .apply(
+            1,
+            &reg(
+                node("n1", "10.0.0.1"),
+                Some(service("a", "A", &[], 1)),
+                vec![],
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        t,
+        [
+            Topic::Nodes,
+            Topic::Services,
+            Topic::Node("n1".into()),
+            Topic::Service("a".into())
+        ]
+    );
+    // A KV write touches no catalog topic and no catalog index.
+    assert_eq!(
+        c.apply(2, &kv_set("k", "v", None)).unwrap(),
+        [Topic::Key("k".into())]
+    );
+    assert_eq!(c.nodes_index(), 1);
+    // Moving the node changes its instances' answers too.
+    let t = c
+        .apply(3, &reg(node("n1", "10.0.0.2"), None, vec![]))
+        .unwrap();
+    assert!(t.contains(&Topic::Service("a".into())) && t.contains(&Topic::Nodes));
+    assert_eq!(c.service_index("a"), 3);
+    let t = c
+        .apply(
+            4,
+            &Command::one(Change::Deregister(Deregistration {
+                node: "n1".into(),
+                service_id: None,
+                check_id: None,
+            })),
+        )
+        .unwrap();
+    assert!(t.contains(&Topic::Service("a".into())) && t.contains(&Topic::Nodes));
+    assert_eq!((c.services_index(), c.nodes_index()), (4, 4));
 }

@@ -1,0 +1,480 @@
+//! `/v1/agent/...`: this agent's own node, services and checks, its membership, reload,
+//! leave and metrics. Writes go through the same catalog commands as everything else.
+
+use std::collections::BTreeMap;
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+use super::json::{InCheck, InCheckUpdate, InService, JsonCheck, JsonService, node_id, parse_body};
+use super::request::{Reply, Request};
+use super::routes::{Handled, bad_request, commit, not_found, ok_empty};
+use crate::agent::{AgentEvent, State};
+use crate::catalog::{Change, Check, Command, Deregistration, Health, Registration};
+
+/// Check ID Consul gives a service's maintenance check.
+pub fn service_maintenance_id(service_id: &str) -> String {
+    format!("_service_maintenance:{service_id}")
+}
+pub const NODE_MAINTENANCE_ID: &str = "_node_maintenance";
+const DEFAULT_REASON: &str = "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
+
+pub fn handle(
+    state: &mut State,
+    req: &Request,
+    rest: &str,
+    pretty: bool,
+) -> Result<Handled, Reply> {
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    let put = req.method == Method::PUT || req.method == Method::POST;
+    let (what, arg) = rest.split_once('/').unwrap_or((rest, ""));
+    let (sub, sub_arg) = arg.split_once('/').unwrap_or((arg, ""));
+    let wrong = |allow: &'static str| {
+        let mut r = Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} not allowed: expected {allow}", req.method),
+        );
+        r.allow = Some(allow);
+        r
+    };
+    match (what, sub) {
+        ("self", "") if get => Ok(Reply::json(&agent_self(state), pretty).into()),
+        ("members", "") if get => Ok(Reply::json(&[member(state)], pretty).into()),
+        ("services", "") if get => {
+            let local = state.local_node();
+            let mut out = BTreeMap::new();
+            if let Some(n) = local {
+                for s in state.catalog.node_services(n) {
+                    let mut j = JsonService::of(s);
+                    j.datacenter = Some(&state.config.datacenter);
+                    out.insert(s.service.id.as_str(), j);
+                }
+            }
+            Ok(Reply::json(&out, pretty).into())
+        }
+        ("service", "register") if put => {
+            let body: InService = parse_body(&req.body).map_err(bad_request)?;
+            register_service(state, body, req.flag("replace-existing-checks"))?;
+            Ok(ok_empty().into())
+        }
+        ("service", "deregister") if put && !sub_arg.is_empty() => {
+            local_service(state, sub_arg)?;
+            let node = state.config.node_name.clone();
+            commit(state, &deregister(&node, Some(sub_arg), None))?;
+            Ok(ok_empty().into())
+        }
+        ("service", "maintenance") if put && !sub_arg.is_empty() => {
+            local_service(state, sub_arg)?;
+            let enable = maintenance_flag(req)?;
+            let id = service_maintenance_id(sub_arg);
+            maintenance(state, enable, &id, sub_arg, "Service Maintenance Mode", req)?;
+            Ok(ok_empty().into())
+        }
+        ("maintenance", "") if put => {
+            let enable = maintenance_flag(req)?;
+            maintenance(
+                state,
+                enable,
+                NODE_MAINTENANCE_ID,
+                "",
+                "Node Maintenance Mode",
+                req,
+            )?;
+            Ok(ok_empty().into())
+        }
+        ("service", id) if get && !id.is_empty() && sub_arg.is_empty() => {
+            let s = local_service(state, id)?;
+            let mut j = JsonService::of(s);
+            j.datacenter = Some(&state.config.datacenter);
+            Ok(Reply::json(&j, pretty).into())
+        }
+        ("checks", "") if get => {
+            let mut out = BTreeMap::new();
+            if let Some(n) = state.local_node() {
+                for c in n.checks.values() {
+                    out.insert(c.check.id.as_str(), JsonCheck::of(&state.catalog, n, c));
+                }
+            }
+            Ok(Reply::json(&out, pretty).into())
+        }
+        ("check", "register") if put => {
+            let body: InCheck = parse_body(&req.body).map_err(bad_request)?;
+            if body.name.is_empty() {
+                return Err(bad_request("Missing check name"));
+            }
+            let check = body.to_check("", "").map_err(bad_request)?;
+            check_allowed(state, &check)?;
+            if !check.service_id.is_empty() {
+                local_service(state, &check.service_id)?;
+            }
+            let cmd = Command::one(Change::Register(Registration {
+                node: state.config.local_node(),
+                service: None,
+                checks: vec![check],
+            }));
+            commit(state, &cmd)?;
+            Ok(ok_empty().into())
+        }
+        ("check", "deregister") if put && !sub_arg.is_empty() => {
+            local_check(state, sub_arg)?;
+            let node = state.config.node_name.clone();
+            commit(state, &deregister(&node, None, Some(sub_arg)))?;
+            Ok(ok_empty().into())
+        }
+        ("check", op @ ("pass" | "warn" | "fail")) if put && !sub_arg.is_empty() => {
+            let status = match op {
+                "pass" => Health::Passing,
+                "warn" => Health::Warning,
+                _ => Health::Critical,
+            };
+            let note = req.param("note").unwrap_or_default().to_string();
+            ttl_update(state, sub_arg, status, note)?;
+            Ok(ok_empty().into())
+        }
+        ("check", "update") if put && !sub_arg.is_empty() => {
+            let body: InCheckUpdate = parse_body(&req.body).map_err(bad_request)?;
+            let status = Health::parse(&body.status).ok_or_else(|| {
+                bad_request(format!(
+                    "Invalid check status: {:?}: expected passing, warning or critical",
+                    body.status
+                ))
+            })?;
+            ttl_update(state, sub_arg, status, body.output)?;
+            Ok(ok_empty().into())
+        }
+        ("reload", "") if put => match state.reload() {
+            Ok(()) => Ok(ok_empty().into()),
+            Err(e) => Err(Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Failed reloading config, the previous config stays in force: {e}"),
+            )),
+        },
+        ("join", addr) if put && !addr.is_empty() => Err(Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "cannot join {addr}: this agent runs without cluster membership (gossip); it serves its own catalog"
+            ),
+        )),
+        ("leave", "") if put => {
+            state.send_event(AgentEvent::Leave);
+            Ok(ok_empty().into())
+        }
+        ("metrics", "") if get => {
+            Ok(metrics(state, req.param("format") == Some("prometheus"), pretty).into())
+        }
+        ("self" | "members" | "services" | "checks" | "metrics", "") => Err(wrong("GET")),
+        (
+            "service" | "check",
+            "register" | "deregister" | "maintenance" | "pass" | "warn" | "fail" | "update",
+        )
+        | ("reload" | "leave" | "maintenance", "")
+        | ("join", _) => Err(wrong("PUT")),
+        ("service", _) => Err(wrong("GET")),
+        _ => Err(not_found(format!("no such API path: {}", req.path))),
+    }
+}
+
+fn deregister(node: &str, service: Option<&str>, check: Option<&str>) -> Command {
+    Command::one(Change::Deregister(Deregistration {
+        node: node.to_string(),
+        service_id: service.map(String::from),
+        check_id: check.map(String::from),
+    }))
+}
+
+fn local_service<'a>(
+    state: &'a State,
+    id: &str,
+) -> Result<&'a crate::catalog::ServiceEntry, Reply> {
+    state
+        .catalog
+        .service(&state.config.node_name, id)
+        .ok_or_else(|| {
+            not_found(format!(
+                "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+            ))
+        })
+}
+
+fn local_check<'a>(state: &'a State, id: &str) -> Result<&'a Check, Reply> {
+    state
+        .local_node()
+        .and_then(|n| n.checks.get(id))
+        .map(|c| &c.check)
+        .ok_or_else(|| not_found(format!("Unknown check ID {id:?}")))
+}
+
+/// Script checks run programs: only where the agent allows it, as in Consul.
+fn check_allowed(state: &State, c: &Check) -> Result<(), Reply> {
+    if !c.definition.args.is_empty() && !state.config.enable_script_checks {
+        return Err(bad_request(
+            "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' to true",
+        ));
+    }
+    Ok(())
+}
+
+/// `/v1/agent/service/register`: the service and its checks on this node, in one command;
+/// with `replace-existing-checks`, its checks that the body leaves out are removed.
+fn register_service(state: &mut State, body: InService, replace: bool) -> Result<(), Reply> {
+    let (service, checks) = body.to_service().map_err(bad_request)?;
+    for c in &checks {
+        check_allowed(state, c)?;
+    }
+    let node = state.config.local_node();
+    let mut changes = Vec::new();
+    if replace && let Some(n) = state.local_node() {
+        for c in n.checks.values() {
+            let keep = c.check.id == service_maintenance_id(&service.id)
+                || checks.iter().any(|x| x.id == c.check.id);
+            if c.check.service_id == service.id && !keep {
+                changes.push(Change::Deregister(Deregistration {
+                    node: node.name.clone(),
+                    service_id: None,
+                    check_id: Some(c.check.id.clone()),
+                }));
+            }
+        }
+    }
+    changes.push(Change::Register(Registration {
+        node,
+        service: Some(service),
+        checks,
+    }));
+    commit(state, &Command { changes })?;
+    Ok(())
+}
+
+fn maintenance_flag(req: &Request) -> Result<bool, Reply> {
+    match req.param("enable") {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(bad_request(format!(
+            "Invalid value for \"enable\": {v:?}: expected true or false"
+        ))),
+        None => Err(bad_request("Missing value for enable")),
+    }
+}
+
+fn maintenance(
+    state: &mut State,
+    enable: bool,
+    id: &str,
+    service_id: &str,
+    name: &str,
+    req: &Request,
+) -> Result<(), Reply> {
+    let node = state.config.local_node();
+    let cmd = if enable {
+        let mut c = Check::new(id, service_id, Health::Critical);
+        c.name = name.to_string();
+        c.notes = req
+            .param("reason")
+            .filter(|r| !r.is_empty())
+            .unwrap_or(DEFAULT_REASON)
+            .to_string();
+        Command::one(Change::Register(Registration {
+            node,
+            service: None,
+            checks: vec![c],
+        }))
+    } else {
+        deregister(&node.name, None, Some(id))
+    };
+    commit(state, &cmd)?;
+    Ok(())
+}
+
+/// A TTL check's new status, from pass/warn/fail/update.
+fn ttl_update(state: &mut State, id: &str, status: Health, output: String) -> Result<(), Reply> {
+    let check = local_check(state, id)?;
+    if check.definition.ttl_ms == 0 {
+        return Err(Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("CheckID {id:?} does not have associated TTL"),
+        ));
+    }
+    state.ttl_update(id, status, output);
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Member {
+    pub name: String,
+    pub addr: String,
+    pub port: u16,
+    pub tags: BTreeMap<&'static str, String>,
+    /// 1 alive, 3 left, 4 failed (Serf's numbering).
+    pub status: u8,
+    pub protocol_min: u8,
+    pub protocol_max: u8,
+    pub protocol_cur: u8,
+    pub delegate_min: u8,
+    pub delegate_max: u8,
+    pub delegate_cur: u8,
+}
+
+/// This agent as a cluster member (gossip will add the others).
+fn member(state: &State) -> Member {
+    let c = &state.config;
+    let mut tags = BTreeMap::new();
+    tags.insert("dc", c.datacenter.clone());
+    tags.insert("id", node_id(&c.node_name));
+    tags.insert("role", if c.server { "consul" } else { "node" }.to_string());
+    tags.insert("vsn", "2".into());
+    tags.insert("vsn_min", "2".into());
+    tags.insert("vsn_max", "3".into());
+    tags.insert("build", env!("CARGO_PKG_VERSION").to_string());
+    if c.server {
+        tags.insert("port", c.ports.server.unwrap_or(8300).to_string());
+        if c.bootstrap || c.dev {
+            tags.insert("bootstrap", "1".into());
+        }
+        if let Some(n) = c.bootstrap_expect {
+            tags.insert("expect", n.to_string());
+        }
+    }
+    Member {
+        name: c.node_name.clone(),
+        addr: c.advertise_addr.to_string(),
+        port: c.ports.serf_lan.unwrap_or(8301),
+        tags,
+        status: 1,
+        protocol_min: 1,
+        protocol_max: 5,
+        protocol_cur: 2,
+        delegate_min: 2,
+        delegate_max: 5,
+        delegate_cur: 4,
+    }
+}
+
+fn agent_self(state: &State) -> serde_json::Value {
+    let c = &state.config;
+    serde_json::json!({
+        "Config": {
+            "Datacenter": c.datacenter,
+            "PrimaryDatacenter": c.datacenter,
+            "NodeName": c.node_name,
+            "NodeID": node_id(&c.node_name),
+            "Revision": env!("OUTPOST_GIT_REVISION"),
+            "Server": c.server,
+            "Version": env!("CARGO_PKG_VERSION"),
+            "BuildDate": "",
+        },
+        "DebugConfig": {
+            "Datacenter": c.datacenter,
+            "NodeName": c.node_name,
+            "DNSDomain": format!("{}.", c.domain),
+            "DevMode": c.dev,
+            "ServerMode": c.server,
+            "AdvertiseAddrLAN": c.advertise_addr.to_string(),
+            "ClientAddrs": c.client_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "EnableScriptChecks": c.enable_script_checks,
+        },
+        "Coord": null,
+        "Member": member(state),
+        "Meta": c.node_meta,
+        "Stats": {
+            "agent": {"check_monitors": "0", "checks": state.local_node().map_or(0, |n| n.checks.len()).to_string(),
+                      "services": state.local_node().map_or(0, |n| state.catalog.node_services(n).count()).to_string()},
+            "consul": {"server": c.server.to_string(), "leader": c.server.to_string(),
+                       "known_datacenters": "1", "bootstrap": (c.bootstrap || c.dev).to_string()},
+            "raft": {"applied_index": state.catalog.index().to_string(), "commit_index": state.catalog.index().to_string()},
+            "build": {"prerelease": "", "revision": env!("OUTPOST_GIT_REVISION"), "version": env!("CARGO_PKG_VERSION")},
+        },
+    })
+}
+
+/// `/v1/agent/metrics`, as go-metrics' JSON or, with `?format=prometheus`, Prometheus text.
+fn metrics(state: &State, prometheus: bool, pretty: bool) -> Reply {
+    let c = &state.catalog;
+    let mut health = [0u64; 3];
+    for n in c.nodes() {
+        for ch in n.checks.values() {
+            health[ch.check.status as usize] += 1;
+        }
+    }
+    let gauges: Vec<(&str, f64)> = vec![
+        ("outpost.catalog.nodes", c.nodes().count() as f64),
+        ("outpost.catalog.services", c.service_names().count() as f64),
+        ("outpost.catalog.index", c.index() as f64),
+        ("outpost.checks.passing", health[0] as f64),
+        ("outpost.checks.warning", health[1] as f64),
+        ("outpost.checks.critical", health[2] as f64),
+        ("outpost.kv.entries", c.kv().len() as f64),
+        ("outpost.http.watched", state.watch.len() as f64),
+    ];
+    let counters: Vec<(&str, u64)> = vec![
+        ("outpost.dns.queries", state.metrics.dns_queries),
+        ("outpost.http.requests", state.metrics.http_requests),
+    ];
+    if prometheus {
+        let mut out = String::new();
+        for (name, v) in &gauges {
+            let n = name.replace('.', "_");
+            out.push_str(&format!("# TYPE {n} gauge\n{n} {v}\n"));
+        }
+        for (name, v) in &counters {
+            let n = format!("{}_total", name.replace('.', "_"));
+            out.push_str(&format!("# TYPE {n} counter\n{n} {v}\n"));
+        }
+        return Reply {
+            status: StatusCode::OK,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: out.into_bytes(),
+            index: None,
+            allow: None,
+        };
+    }
+    let body = serde_json::json!({
+        "Timestamp": utc_timestamp(std::time::SystemTime::now()),
+        "Gauges": gauges.iter().map(|(n, v)| serde_json::json!({"Name": n, "Value": v, "Labels": {}})).collect::<Vec<_>>(),
+        "Points": [],
+        "Counters": counters.iter().map(|(n, v)| serde_json::json!({
+            "Name": n, "Count": v, "Rate": 0.0, "Sum": *v as f64, "Min": 1.0, "Max": 1.0,
+            "Mean": 1.0, "Stddev": 0.0, "Labels": {}})).collect::<Vec<_>>(),
+        "Samples": [],
+    });
+    Reply::json(&body, pretty)
+}
+
+/// `2026-11-30 12:00:00 +0000 UTC`, as go-metrics stamps its JSON.
+fn utc_timestamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} +0000 UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_civil_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_040_000);
+        assert_eq!(utc_timestamp(t), "2026-11-30 12:00:00 +0000 UTC");
+        assert_eq!(
+            utc_timestamp(std::time::UNIX_EPOCH),
+            "1970-01-01 00:00:00 +0000 UTC"
+        );
+    }
+}

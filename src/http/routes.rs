@@ -1,0 +1,522 @@
+//! Consul's API routes: a request and the agent state in, a reply out (pure but for the
+//! commands writes commit). Reads also say their index and what they watch, so the shell
+//! can hold them as blocking queries.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::{Method, StatusCode};
+
+use super::agent_routes;
+use super::json::{
+    InCatalogDeregistration, InCatalogRegistration, JsonCatalogService, JsonCheck, JsonKv,
+    JsonNode, JsonService, JsonServiceHealth, parse_body,
+};
+use super::request::{Reply, Request, TEXT};
+use super::watch::Watch;
+use crate::agent::State;
+use crate::catalog::{
+    ApplyError, Change, Command, Deregistration, Health, HealthFilter, KvDelete, KvSet, Node,
+    Registration, Topic, kv,
+};
+
+/// What a route gives: a reply, or a read that may be held until its data changes.
+#[derive(Debug)]
+pub enum Handled {
+    Reply(Reply),
+    Read {
+        reply: Reply,
+        /// The data's index: a blocking query waits until it passes the client's.
+        index: u64,
+        watch: Watch,
+    },
+}
+
+impl From<Reply> for Handled {
+    fn from(r: Reply) -> Handled {
+        Handled::Reply(r)
+    }
+}
+
+fn read(reply: Reply, index: u64, watch: Watch) -> Handled {
+    let index = index.max(1);
+    Handled::Read {
+        reply: reply.with_index(index),
+        index,
+        watch,
+    }
+}
+
+pub fn not_found(what: impl Into<String>) -> Reply {
+    Reply::error(StatusCode::NOT_FOUND, what)
+}
+
+pub fn bad_request(what: impl Into<String>) -> Reply {
+    Reply::error(StatusCode::BAD_REQUEST, what)
+}
+
+fn method_not_allowed(req: &Request, allow: &'static str) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {} not allowed: expected {allow}", req.method),
+    );
+    r.allow = Some(allow);
+    r
+}
+
+/// `true`, as Consul answers successful catalog and KV writes.
+fn json_bool(b: bool) -> Reply {
+    Reply::json(&b, false)
+}
+
+/// An empty 200, as Consul answers agent writes.
+pub fn ok_empty() -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        content_type: TEXT,
+        body: Vec::new(),
+        index: None,
+        allow: None,
+    }
+}
+
+/// Commits `command` through the one write path; a refused command is a 400 naming why.
+pub fn commit(state: &mut State, command: &Command) -> Result<u64, Reply> {
+    state
+        .commit(command)
+        .map_err(|e| bad_request(e.to_string()))
+}
+
+/// Routes `req`. Unknown paths get 404, known paths with another method 405.
+pub fn handle(state: &mut State, req: &Request) -> Handled {
+    let pretty = req.has("pretty");
+    let Some(rest) = req.path.strip_prefix("/v1/") else {
+        return not_found(format!("no such API path: {}", req.path)).into();
+    };
+    let (family, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let r = match family {
+        "catalog" => catalog(state, req, rest, pretty),
+        "health" => health(state, req, rest, pretty),
+        "kv" => return kv(state, req, rest, pretty),
+        "status" => status(state, req, rest, pretty),
+        "agent" => agent_routes::handle(state, req, rest, pretty),
+        _ => Err(not_found(format!("no such API path: {}", req.path))),
+    };
+    r.unwrap_or_else(Handled::Reply)
+}
+
+/// Checks the method of a known route.
+fn expect(req: &Request, allowed: &'static str) -> Result<(), Reply> {
+    let ok = allowed
+        .split(", ")
+        .any(|m| m == req.method.as_str() || (m == "GET" && req.method == Method::HEAD));
+    if ok {
+        Ok(())
+    } else {
+        Err(method_not_allowed(req, allowed))
+    }
+}
+
+fn lower(s: &str) -> String {
+    s.to_ascii_lowercase()
+}
+
+/// `?node-meta=key:value` filters (Consul's), all of which must match.
+fn node_meta_ok(req: &Request, node: &Node) -> bool {
+    match req.param("node-meta") {
+        None => true,
+        Some(f) => {
+            let (k, v) = f.split_once(':').unwrap_or((f, ""));
+            node.meta.get(k).is_some_and(|x| x == v)
+        }
+    }
+}
+
+fn catalog(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
+    let (what, arg) = rest.split_once('/').unwrap_or((rest, ""));
+    let c = &state.catalog;
+    match what {
+        "register" => {
+            expect(req, "PUT")?;
+            let body: InCatalogRegistration = parse_body(&req.body).map_err(bad_request)?;
+            let cmd = catalog_registration(state, body)?;
+            commit(state, &cmd)?;
+            Ok(json_bool(true).into())
+        }
+        "deregister" => {
+            expect(req, "PUT")?;
+            let body: InCatalogDeregistration = parse_body(&req.body).map_err(bad_request)?;
+            if body.node.is_empty() {
+                return Err(bad_request("Missing node name"));
+            }
+            commit(
+                state,
+                &Command::one(Change::Deregister(Deregistration {
+                    node: body.node,
+                    service_id: body.service_id.filter(|s| !s.is_empty()),
+                    check_id: body.check_id.filter(|s| !s.is_empty()),
+                })),
+            )?;
+            Ok(json_bool(true).into())
+        }
+        "datacenters" => {
+            expect(req, "GET")?;
+            Ok(Reply::json(&[&state.config.datacenter], pretty).into())
+        }
+        "nodes" => {
+            expect(req, "GET")?;
+            let mut nodes: Vec<JsonNode<'_>> = c
+                .nodes()
+                .filter(|n| node_meta_ok(req, &n.node))
+                .map(JsonNode::of)
+                .collect();
+            nodes.sort_by(|a, b| a.node.cmp(b.node));
+            Ok(read(
+                Reply::json(&nodes, pretty),
+                c.nodes_index(),
+                Watch::Topic(Topic::Nodes),
+            ))
+        }
+        "services" => {
+            expect(req, "GET")?;
+            let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for name in c.service_names() {
+                let tags = out.entry(name).or_default();
+                for i in c.instances(name, None, HealthFilter::All) {
+                    if node_meta_ok(req, &i.node.node) {
+                        tags.extend(i.service.service.tags.iter().map(String::as_str));
+                    }
+                }
+            }
+            Ok(read(
+                Reply::json(&out, pretty),
+                c.services_index(),
+                Watch::Topic(Topic::Services),
+            ))
+        }
+        "service" if !arg.is_empty() => {
+            expect(req, "GET")?;
+            let tag = req.param("tag");
+            let mut v: Vec<JsonCatalogService<'_>> = c
+                .instances(arg, tag, HealthFilter::All)
+                .filter(|i| node_meta_ok(req, &i.node.node))
+                .map(|i| JsonCatalogService::of(i.node, i.service))
+                .collect();
+            v.sort_by(|a, b| (a.node, a.service_id).cmp(&(b.node, b.service_id)));
+            Ok(read(
+                Reply::json(&v, pretty),
+                service_index(state, arg),
+                Watch::Topic(Topic::Service(lower(arg))),
+            ))
+        }
+        "node" if !arg.is_empty() => {
+            expect(req, "GET")?;
+            let (reply, index) = match c.node(arg) {
+                None => (Reply::json(&(), pretty), c.nodes_index()),
+                Some(n) => {
+                    #[derive(serde::Serialize)]
+                    #[serde(rename_all = "PascalCase")]
+                    struct NodeServices<'a> {
+                        node: JsonNode<'a>,
+                        services: BTreeMap<&'a str, JsonService<'a>>,
+                    }
+                    let body = NodeServices {
+                        node: JsonNode::of(n),
+                        services: c
+                            .node_services(n)
+                            .map(|s| (s.service.id.as_str(), JsonService::of(s)))
+                            .collect(),
+                    };
+                    (Reply::json(&body, pretty), n.data_index)
+                }
+            };
+            Ok(read(reply, index, Watch::Topic(Topic::Node(lower(arg)))))
+        }
+        "node-services" if !arg.is_empty() => {
+            expect(req, "GET")?;
+            let Some(n) = c.node(arg) else {
+                return Ok(Handled::Read {
+                    reply: not_found(format!("Node not found: {arg:?}"))
+                        .with_index(c.nodes_index()),
+                    index: c.nodes_index().max(1),
+                    watch: Watch::Topic(Topic::Node(lower(arg))),
+                });
+            };
+            #[derive(serde::Serialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct NodeServiceList<'a> {
+                node: JsonNode<'a>,
+                services: Vec<JsonService<'a>>,
+            }
+            let body = NodeServiceList {
+                node: JsonNode::of(n),
+                services: c.node_services(n).map(JsonService::of).collect(),
+            };
+            Ok(read(
+                Reply::json(&body, pretty),
+                n.data_index,
+                Watch::Topic(Topic::Node(lower(arg))),
+            ))
+        }
+        _ => Err(not_found(format!("no such API path: {}", req.path))),
+    }
+}
+
+/// The index of a service name's data, or of the service table when it has no instance
+/// (so that it never goes back when the last instance leaves).
+fn service_index(state: &State, name: &str) -> u64 {
+    match state.catalog.service_index(name) {
+        0 => state.catalog.services_index(),
+        i => i,
+    }
+}
+
+/// `/v1/catalog/register`: the node, optionally one service and checks, as one command.
+fn catalog_registration(state: &State, b: InCatalogRegistration) -> Result<Command, Reply> {
+    if b.node.is_empty() {
+        return Err(bad_request("Missing node name"));
+    }
+    if b.address.is_empty() && !b.skip_node_update {
+        return Err(bad_request("Missing node address"));
+    }
+    if !b.datacenter.is_empty() && !b.datacenter.eq_ignore_ascii_case(&state.config.datacenter) {
+        return Err(bad_request(format!(
+            "unknown datacenter {:?}: this agent serves {:?}",
+            b.datacenter, state.config.datacenter
+        )));
+    }
+    let existing = state.catalog.node(&b.node);
+    let node = match existing {
+        Some(e) if b.skip_node_update || b.address.is_empty() => e.node.clone(),
+        _ => Node {
+            name: b.node.clone(),
+            address: b.address.clone(),
+            datacenter: state.config.datacenter.clone(),
+            tagged_addresses: b.tagged_addresses.clone().unwrap_or_default(),
+            meta: b.node_meta.clone().unwrap_or_default(),
+        },
+    };
+    let (service, mut checks) = match &b.service {
+        Some(s) => {
+            let (svc, checks) = s.to_service().map_err(bad_request)?;
+            (Some(svc), checks)
+        }
+        None => (None, Vec::new()),
+    };
+    for c in b.check.iter().chain(b.checks.iter().flatten()) {
+        // Catalog checks that name no service are node checks (as Consul's `serfHealth`);
+        // one naming a service that is not on the node is refused by the catalog.
+        let check = c.to_check("", "").map_err(bad_request)?;
+        if check.id.is_empty() {
+            return Err(bad_request("a check needs a CheckID or a Name"));
+        }
+        checks.push(check);
+    }
+    Ok(Command::one(Change::Register(Registration {
+        node,
+        service,
+        checks,
+    })))
+}
+
+fn health(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
+    expect(req, "GET")?;
+    let (what, arg) = rest.split_once('/').unwrap_or((rest, ""));
+    if arg.is_empty() {
+        return Err(not_found(format!("no such API path: {}", req.path)));
+    }
+    let c = &state.catalog;
+    match what {
+        "service" => {
+            let filter = if req.flag("passing") {
+                HealthFilter::Passing
+            } else {
+                HealthFilter::All
+            };
+            let mut v: Vec<JsonServiceHealth<'_>> = c
+                .instances(arg, req.param("tag"), filter)
+                .filter(|i| node_meta_ok(req, &i.node.node))
+                .map(|i| JsonServiceHealth {
+                    node: JsonNode::of(i.node),
+                    service: JsonService::of(i.service),
+                    checks: i
+                        .node
+                        .checks
+                        .values()
+                        .filter(|ch| {
+                            ch.check.service_id.is_empty()
+                                || ch.check.service_id == i.service.service.id
+                        })
+                        .map(|ch| JsonCheck::of(c, i.node, ch))
+                        .collect(),
+                })
+                .collect();
+            v.sort_by(|a, b| (a.node.node, a.service.id).cmp(&(b.node.node, b.service.id)));
+            Ok(read(
+                Reply::json(&v, pretty),
+                service_index(state, arg),
+                Watch::Topic(Topic::Service(lower(arg))),
+            ))
+        }
+        "checks" => {
+            let mut v: Vec<JsonCheck<'_>> = Vec::new();
+            for i in c.instances(arg, None, HealthFilter::All) {
+                v.extend(
+                    i.node
+                        .checks
+                        .values()
+                        .filter(|ch| ch.check.service_id == i.service.service.id)
+                        .map(|ch| JsonCheck::of(c, i.node, ch)),
+                );
+            }
+            v.sort_by(|a, b| (a.node, a.check_id).cmp(&(b.node, b.check_id)));
+            Ok(read(
+                Reply::json(&v, pretty),
+                service_index(state, arg),
+                Watch::Topic(Topic::Service(lower(arg))),
+            ))
+        }
+        "node" => {
+            let (v, index): (Vec<JsonCheck<'_>>, u64) = match c.node(arg) {
+                Some(n) => (
+                    n.checks
+                        .values()
+                        .map(|ch| JsonCheck::of(c, n, ch))
+                        .collect(),
+                    n.data_index,
+                ),
+                None => (Vec::new(), c.nodes_index()),
+            };
+            Ok(read(
+                Reply::json(&v, pretty),
+                index,
+                Watch::Topic(Topic::Node(lower(arg))),
+            ))
+        }
+        "state" => {
+            let want = match arg {
+                "any" => None,
+                s => Some(Health::parse(s).ok_or_else(|| {
+                    bad_request(format!(
+                        "Invalid check state {s:?}: expected any, passing, warning or critical"
+                    ))
+                })?),
+            };
+            let mut v: Vec<JsonCheck<'_>> = Vec::new();
+            for n in c.nodes() {
+                v.extend(
+                    n.checks
+                        .values()
+                        .filter(|ch| want.is_none_or(|w| ch.check.status == w))
+                        .map(|ch| JsonCheck::of(c, n, ch)),
+                );
+            }
+            v.sort_by(|a, b| (a.node, a.check_id).cmp(&(b.node, b.check_id)));
+            Ok(read(
+                Reply::json(&v, pretty),
+                c.checks_index(),
+                Watch::Topic(Topic::Checks),
+            ))
+        }
+        _ => Err(not_found(format!("no such API path: {}", req.path))),
+    }
+}
+
+fn status(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
+    expect(req, "GET")?;
+    let leader = state.leader_addr();
+    match rest {
+        "leader" => Ok(Reply::json(&leader.unwrap_or_default(), pretty).into()),
+        "peers" => Ok(Reply::json(&leader.into_iter().collect::<Vec<_>>(), pretty).into()),
+        _ => Err(not_found(format!("no such API path: {}", req.path))),
+    }
+}
+
+fn kv(state: &mut State, req: &Request, key: &str, pretty: bool) -> Handled {
+    kv_inner(state, req, key, pretty).unwrap_or_else(Handled::Reply)
+}
+
+fn kv_inner(state: &mut State, req: &Request, key: &str, pretty: bool) -> Result<Handled, Reply> {
+    if req.has("acquire") || req.has("release") {
+        return Err(bad_request(
+            "sessions and locks (?acquire, ?release) are not supported by outpost",
+        ));
+    }
+    match req.method {
+        Method::GET | Method::HEAD => {
+            let store = state.catalog.kv();
+            if req.has("keys") {
+                let keys = store.keys(key, req.param("separator"));
+                let index = store.index_of(key, false);
+                let reply = if keys.is_empty() {
+                    not_found("")
+                } else {
+                    Reply::json(&keys, pretty)
+                };
+                return Ok(read(reply, index, Watch::KvPrefix(key.to_string())));
+            }
+            if req.flag("recurse") {
+                let entries: Vec<JsonKv<'_>> = store.list(key).map(JsonKv::of).collect();
+                let index = store.index_of(key, false);
+                let reply = if entries.is_empty() {
+                    not_found("")
+                } else {
+                    Reply::json(&entries, pretty)
+                };
+                return Ok(read(reply, index, Watch::KvPrefix(key.to_string())));
+            }
+            let index = store.index_of(key, true);
+            let watch = Watch::Topic(Topic::Key(key.to_string()));
+            let reply = match store.get(key) {
+                None => not_found(""),
+                Some(e) if req.has("raw") => Reply {
+                    status: StatusCode::OK,
+                    content_type: "application/octet-stream",
+                    body: e.value.clone(),
+                    index: None,
+                    allow: None,
+                },
+                Some(e) => Reply::json(&[JsonKv::of(e)], pretty),
+            };
+            Ok(read(reply, index, watch))
+        }
+        Method::PUT => {
+            if key.is_empty() {
+                return Err(bad_request("Missing key name"));
+            }
+            if req.body.len() > kv::MAX_VALUE {
+                return Err(Reply::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Request body(value) too large, max size: {} bytes",
+                        kv::MAX_VALUE
+                    ),
+                ));
+            }
+            let set = KvSet {
+                key: key.to_string(),
+                value: req.body.clone(),
+                flags: req.u64_param("flags")?.unwrap_or(0),
+                cas: req.u64_param("cas")?,
+            };
+            kv_write(state, Change::KvSet(set))
+        }
+        Method::DELETE => {
+            let del = KvDelete {
+                key: key.to_string(),
+                recurse: req.flag("recurse"),
+                cas: req.u64_param("cas")?,
+            };
+            kv_write(state, Change::KvDelete(del))
+        }
+        _ => Err(method_not_allowed(req, "GET, PUT, DELETE")),
+    }
+}
+
+/// A KV write: `true`, or `false` when a check-and-set did not match.
+fn kv_write(state: &mut State, change: Change) -> Result<Handled, Reply> {
+    match state.commit(&Command::one(change)) {
+        Ok(_) => Ok(json_bool(true).into()),
+        Err(ApplyError::CasFailed { .. }) => Ok(json_bool(false).into()),
+        Err(e) => Err(bad_request(e.to_string())),
+    }
+}
