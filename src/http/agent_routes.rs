@@ -82,7 +82,11 @@ pub fn handle(
             )?;
             Ok(ok_empty().into())
         }
-        ("service", id) if get && !id.is_empty() && sub_arg.is_empty() => {
+        ("service", id)
+            if get
+                && sub_arg.is_empty()
+                && !matches!(id, "" | "register" | "deregister" | "maintenance") =>
+        {
             let s = local_service(state, id)?;
             let mut j = JsonService::of(s);
             j.datacenter = Some(&state.config.datacenter);

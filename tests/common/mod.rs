@@ -13,14 +13,22 @@ pub struct Agent {
     pub child: Child,
     pub log: Arc<Mutex<String>>,
     pub dns: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
 }
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
 }
 
+/// The address logged after `prefix` on some line of `log`.
+fn logged_addr(log: &str, prefix: &str) -> Option<SocketAddr> {
+    let rest = log.split(prefix).nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 impl Agent {
-    /// Starts `outpost agent ARGS` and waits until its DNS listener is up (when it has one).
+    /// Starts `outpost agent ARGS` and waits until it has bound its listeners (it logs
+    /// "outpost agent running" once they are up).
     pub fn start(args: &[&str]) -> Agent {
         let mut child = Command::new(bin())
             .arg("agent")
@@ -36,27 +44,25 @@ impl Agent {
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("DNS listening on ").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
                 log2.lock().unwrap().push_str(&line);
                 log2.lock().unwrap().push('\n');
+                if line.contains("outpost agent running") {
+                    let _ = tx.send(());
+                }
             }
         });
         let mut agent = Agent {
             child,
             log,
             dns: None,
+            http: None,
         };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => agent.dns = Some(addr.parse().expect("DNS address in log")),
-            Err(_) => panic!("agent did not report a DNS listener; log:\n{}", agent.log()),
+        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            panic!("agent did not start; log:\n{}", agent.log());
         }
+        let log = agent.log();
+        agent.dns = logged_addr(&log, "DNS listening on ");
+        agent.http = logged_addr(&log, "HTTP listening on ");
         agent
     }
 
@@ -261,4 +267,81 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("never happened: {what}");
+}
+
+/// An HTTP reply as curl saw it.
+#[derive(Clone, Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON; panics with the body if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    /// `X-Consul-Index`.
+    pub fn index(&self) -> u64 {
+        self.header("x-consul-index")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no X-Consul-Index in {:?}", self.headers))
+    }
+}
+
+pub fn require_curl() {
+    let ok = Command::new("curl")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need `curl` (Debian package curl); the README's test command installs it"
+    );
+}
+
+/// `curl -s -i ARGS...` (at most 20 s), parsed into status, headers and body.
+pub fn curl(args: &[&str]) -> HttpReply {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let mut raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Interim `100 Continue` replies come first.
+    while raw.starts_with("HTTP/1.1 100") {
+        raw = raw
+            .split_once("\r\n\r\n")
+            .map_or(String::new(), |(_, r)| r.to_string());
+    }
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP reply from curl {args:?}: {raw:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }

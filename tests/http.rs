@@ -1,0 +1,634 @@
+//! The real binary's Consul HTTP API driven with `curl`, as a script or an operator would:
+//! JSON fields and headers as Consul's documentation gives them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Agent, HttpReply, curl, dig, require_curl, require_dig, write};
+
+/// An agent with `web` (tagged `rails`) and `db` from a config dir, named `box1`, DNS and HTTP
+/// on kernel-chosen ports.
+fn start(tmp: &std::path::Path, extra: &[&str]) -> (Agent, String) {
+    let conf = tmp.join("conf");
+    write(
+        &conf,
+        "services.json",
+        r#"{"services": [
+            {"name": "web", "tags": ["rails"], "port": 80, "meta": {"v": "1"}},
+            {"id": "db1", "name": "db", "port": 5432,
+             "check": {"id": "db-ttl", "ttl": "30s", "status": "passing"}}
+        ]}"#,
+    );
+    let data = tmp.join("data");
+    let mut args = vec![
+        "-server",
+        "-bootstrap",
+        "-node",
+        "box1",
+        "-bind",
+        "127.0.0.1",
+        "-data-dir",
+        data.to_str().unwrap(),
+        "-config-dir",
+        conf.to_str().unwrap(),
+        "-dns-port",
+        "0",
+        "-http-port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(&args);
+    let base = format!("http://{}", agent.http.expect("HTTP listener"));
+    (agent, base)
+}
+
+fn get(base: &str, path: &str) -> HttpReply {
+    curl(&[&format!("{base}{path}")])
+}
+
+fn put(base: &str, path: &str, body: &str) -> HttpReply {
+    curl(&["-X", "PUT", "--data-binary", body, &format!("{base}{path}")])
+}
+
+#[test]
+fn catalog_health_and_status_answer_with_consuls_fields_and_headers() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_agent, base) = start(tmp.path(), &[]);
+
+    let r = get(&base, "/v1/catalog/services");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("x-consul-knownleader"), Some("true"));
+    assert_eq!(r.header("x-consul-lastcontact"), Some("0"));
+    assert!(r.index() >= 1);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"consul": [], "db": [], "web": ["rails"]})
+    );
+
+    let r = get(&base, "/v1/catalog/service/web");
+    let v = r.json();
+    let e = &v[0];
+    assert_eq!(e["Node"], "box1");
+    assert_eq!(e["Address"], "127.0.0.1");
+    assert_eq!(e["Datacenter"], "dc1");
+    assert_eq!(e["ServiceID"], "web");
+    assert_eq!(e["ServiceName"], "web");
+    assert_eq!(e["ServiceTags"], serde_json::json!(["rails"]));
+    assert_eq!(e["ServicePort"], 80);
+    assert_eq!(e["ServiceAddress"], "");
+    assert_eq!(e["ServiceMeta"], serde_json::json!({"v": "1"}));
+    assert_eq!(
+        e["ServiceWeights"],
+        serde_json::json!({"Passing": 1, "Warning": 1})
+    );
+    assert_eq!(e["ServiceEnableTagOverride"], false);
+    assert_eq!(e["ID"].as_str().unwrap().len(), 36, "a UUID node ID");
+    assert!(e["CreateIndex"].as_u64().unwrap() >= 1);
+    assert_eq!(get(&base, "/v1/catalog/service/web?tag=rails").json(), v);
+    assert_eq!(
+        get(&base, "/v1/catalog/service/web?tag=nope").json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get(&base, "/v1/catalog/service/nosuch").json(),
+        serde_json::json!([])
+    );
+
+    let nodes = get(&base, "/v1/catalog/nodes").json();
+    assert_eq!(nodes.as_array().unwrap().len(), 1);
+    assert_eq!(nodes[0]["Node"], "box1");
+    assert_eq!(nodes[0]["TaggedAddresses"]["lan"], "127.0.0.1");
+    assert_eq!(
+        get(&base, "/v1/catalog/datacenters").json(),
+        serde_json::json!(["dc1"])
+    );
+
+    let node = get(&base, "/v1/catalog/node/box1").json();
+    assert_eq!(node["Node"]["Node"], "box1");
+    assert_eq!(node["Services"]["db1"]["Service"], "db");
+    assert_eq!(node["Services"]["db1"]["Port"], 5432);
+    assert_eq!(get(&base, "/v1/catalog/node/nosuch").body, "null");
+    let ns = get(&base, "/v1/catalog/node-services/box1").json();
+    assert_eq!(ns["Services"].as_array().unwrap().len(), 3);
+    assert_eq!(get(&base, "/v1/catalog/node-services/nosuch").status, 404);
+
+    let h = get(&base, "/v1/health/service/db").json();
+    assert_eq!(h[0]["Node"]["Node"], "box1");
+    assert_eq!(h[0]["Service"]["ID"], "db1");
+    let check = &h[0]["Checks"][0];
+    assert_eq!(check["CheckID"], "db-ttl");
+    assert_eq!(check["Status"], "passing");
+    assert_eq!(check["ServiceID"], "db1");
+    assert_eq!(check["ServiceName"], "db");
+    assert_eq!(check["Type"], "ttl");
+    assert_eq!(check["Node"], "box1");
+    assert_eq!(
+        get(&base, "/v1/health/checks/db").json()[0]["CheckID"],
+        "db-ttl"
+    );
+    assert_eq!(
+        get(&base, "/v1/health/node/box1").json()[0]["CheckID"],
+        "db-ttl"
+    );
+    assert_eq!(
+        get(&base, "/v1/health/state/passing").json()[0]["CheckID"],
+        "db-ttl"
+    );
+    assert_eq!(
+        get(&base, "/v1/health/state/critical").json(),
+        serde_json::json!([])
+    );
+    assert_eq!(get(&base, "/v1/health/state/bogus").status, 400);
+
+    assert_eq!(get(&base, "/v1/status/leader").json(), "127.0.0.1:8300");
+    assert_eq!(
+        get(&base, "/v1/status/peers").json(),
+        serde_json::json!(["127.0.0.1:8300"])
+    );
+    // ?pretty indents, as Consul's does.
+    assert!(
+        get(&base, "/v1/catalog/services?pretty")
+            .body
+            .contains("\n  ")
+    );
+}
+
+#[test]
+fn catalog_register_and_deregister_an_external_node_visible_in_dns() {
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let dns = agent.dns.unwrap().port();
+    let r = put(
+        &base,
+        "/v1/catalog/register",
+        r#"{"Node": "printer", "Address": "127.0.0.9", "NodeMeta": {"room": "2"},
+            "Service": {"Service": "ipp", "Port": 631, "Tags": ["color"]},
+            "Check": {"CheckID": "ipp-alive", "Name": "ipp", "Status": "passing", "ServiceID": "ipp"}}"#,
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "true"), "{r:?}");
+    assert_eq!(
+        dig(dns, &["ipp.service.consul"]).answers("A"),
+        ["127.0.0.9"]
+    );
+    assert_eq!(
+        dig(dns, &["color.ipp.service.consul"]).answers("A"),
+        ["127.0.0.9"]
+    );
+    let node = get(&base, "/v1/catalog/node/printer").json();
+    assert_eq!(node["Node"]["Meta"]["room"], "2");
+    assert_eq!(
+        node["Services"]["ipp"]["Tags"],
+        serde_json::json!(["color"])
+    );
+    // A critical check takes the instance out of DNS and out of ?passing.
+    let r = put(
+        &base,
+        "/v1/catalog/register",
+        r#"{"Node": "printer", "Address": "127.0.0.9",
+            "Check": {"CheckID": "ipp-alive", "Name": "ipp", "Status": "critical", "ServiceID": "ipp"}}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(dig(dns, &["ipp.service.consul"]).status, "NXDOMAIN");
+    assert_eq!(
+        get(&base, "/v1/health/service/ipp?passing").json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get(&base, "/v1/health/service/ipp")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = put(&base, "/v1/catalog/deregister", r#"{"Node": "printer"}"#);
+    assert_eq!(r.body, "true");
+    assert_eq!(get(&base, "/v1/catalog/node/printer").body, "null");
+    // A check naming a service that is not on the node: refused, nothing applied.
+    let r = put(
+        &base,
+        "/v1/catalog/register",
+        r#"{"Node": "cam", "Address": "127.0.0.10",
+            "Check": {"CheckID": "c", "Name": "c", "ServiceID": "nosuch"}}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("nosuch"), "{}", r.body);
+    assert_eq!(
+        get(&base, "/v1/catalog/node/cam").body,
+        "null",
+        "nothing half-applied"
+    );
+}
+
+#[test]
+fn agent_services_ttl_checks_and_maintenance_drive_health_and_dns() {
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let dns = agent.dns.unwrap().port();
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "api", "ID": "api1", "Port": 8080, "Tags": ["v2"],
+            "Check": {"TTL": "30s", "Notes": "heartbeat"}}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let s = get(&base, "/v1/agent/services").json();
+    assert_eq!(s["api1"]["Service"], "api");
+    assert_eq!(s["api1"]["Port"], 8080);
+    assert_eq!(s["api1"]["Datacenter"], "dc1");
+    assert_eq!(
+        get(&base, "/v1/agent/service/api1").json()["Tags"],
+        serde_json::json!(["v2"])
+    );
+    assert_eq!(get(&base, "/v1/agent/service/nosuch").status, 404);
+    // A new TTL check starts critical: not in DNS, not passing.
+    let checks = get(&base, "/v1/agent/checks").json();
+    assert_eq!(checks["service:api1"]["Status"], "critical");
+    assert_eq!(checks["service:api1"]["Notes"], "heartbeat");
+    assert_eq!(dig(dns, &["api.service.consul"]).status, "NXDOMAIN");
+    let r = put(&base, "/v1/agent/check/pass/service:api1?note=all+good", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let h = get(&base, "/v1/health/service/api?passing").json();
+    assert_eq!(h[0]["Checks"][0]["Output"], "all good");
+    assert_eq!(
+        dig(dns, &["api.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    let r = put(
+        &base,
+        "/v1/agent/check/update/service:api1",
+        r#"{"Status": "warning", "Output": "slow"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        get(&base, "/v1/health/service/api?passing").json(),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        dig(dns, &["api.service.consul"]).answers("A"),
+        ["127.0.0.1"],
+        "warning is not critical"
+    );
+    put(&base, "/v1/agent/check/pass/service:api1", "");
+    // Maintenance: a critical check with the reason; off again removes it.
+    let r = put(
+        &base,
+        "/v1/agent/service/maintenance/api1?enable=true&reason=upgrade",
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let checks = get(&base, "/v1/agent/checks").json();
+    assert_eq!(checks["_service_maintenance:api1"]["Status"], "critical");
+    assert_eq!(checks["_service_maintenance:api1"]["Notes"], "upgrade");
+    assert_eq!(dig(dns, &["api.service.consul"]).status, "NXDOMAIN");
+    put(&base, "/v1/agent/service/maintenance/api1?enable=false", "");
+    assert_eq!(
+        dig(dns, &["api.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+    assert_eq!(
+        put(&base, "/v1/agent/service/maintenance/api1", "").status,
+        400
+    );
+    // Non-TTL checks cannot be set from outside; unknown ones are 404.
+    let r = put(
+        &base,
+        "/v1/agent/check/register",
+        r#"{"Name": "port", "TCP": "127.0.0.1:1", "Interval": "10s", "ServiceID": "api1"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(put(&base, "/v1/agent/check/pass/port", "").status, 500);
+    assert_eq!(put(&base, "/v1/agent/check/pass/nosuch", "").status, 404);
+    assert_eq!(
+        put(&base, "/v1/agent/check/deregister/port", "").status,
+        200
+    );
+    // Script checks need enable_script_checks.
+    let r = put(
+        &base,
+        "/v1/agent/check/register",
+        r#"{"Name": "s", "Args": ["/bin/true"], "Interval": "10s"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("enable_script_checks"), "{}", r.body);
+    let r = put(&base, "/v1/agent/service/deregister/api1", "");
+    assert_eq!(r.status, 200);
+    assert!(
+        get(&base, "/v1/agent/services")
+            .json()
+            .get("api1")
+            .is_none()
+    );
+    assert_eq!(
+        get(&base, "/v1/agent/checks").json().get("service:api1"),
+        None
+    );
+    assert_eq!(
+        put(&base, "/v1/agent/service/deregister/api1", "").status,
+        404
+    );
+
+    let me = get(&base, "/v1/agent/self").json();
+    assert_eq!(me["Config"]["NodeName"], "box1");
+    assert_eq!(me["Config"]["Datacenter"], "dc1");
+    assert_eq!(me["Config"]["Server"], true);
+    let members = get(&base, "/v1/agent/members").json();
+    assert_eq!(members[0]["Name"], "box1");
+    assert_eq!(members[0]["Status"], 1);
+    assert_eq!(members[0]["Tags"]["role"], "consul");
+    let m = get(&base, "/v1/agent/metrics").json();
+    assert!(
+        m["Gauges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["Name"] == "outpost.catalog.services")
+    );
+    let p = get(&base, "/v1/agent/metrics?format=prometheus");
+    assert!(
+        p.body
+            .contains("# TYPE outpost_http_requests_total counter"),
+        "{}",
+        p.body
+    );
+}
+
+#[test]
+fn kv_get_put_delete_cas_flags_keys_and_raw() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_agent, base) = start(tmp.path(), &[]);
+    assert_eq!(get(&base, "/v1/kv/app/config").status, 404);
+    assert_eq!(
+        put(&base, "/v1/kv/app/config?flags=42", "hello").body,
+        "true"
+    );
+    let r = get(&base, "/v1/kv/app/config");
+    let e = &r.json()[0];
+    assert_eq!(e["Key"], "app/config");
+    assert_eq!(e["Value"], "aGVsbG8=");
+    assert_eq!(e["Flags"], 42);
+    assert_eq!(e["LockIndex"], 0);
+    let idx = e["ModifyIndex"].as_u64().unwrap();
+    assert_eq!(r.index(), idx);
+    assert_eq!(get(&base, "/v1/kv/app/config?raw").body, "hello");
+    // Check-and-set: a stale index loses, the current one wins; cas=0 only creates.
+    assert_eq!(
+        put(&base, &format!("/v1/kv/app/config?cas={}", idx + 100), "x").body,
+        "false"
+    );
+    assert_eq!(
+        put(&base, &format!("/v1/kv/app/config?cas={idx}"), "v2").body,
+        "true"
+    );
+    assert_eq!(put(&base, "/v1/kv/app/config?cas=0", "v3").body, "false");
+    assert_eq!(get(&base, "/v1/kv/app/config?raw").body, "v2");
+    put(&base, "/v1/kv/app/db/url", "pg://");
+    put(&base, "/v1/kv/app/db/user", "u");
+    put(&base, "/v1/kv/other", "o");
+    assert_eq!(
+        get(&base, "/v1/kv/app/?keys&separator=/").json(),
+        serde_json::json!(["app/config", "app/db/"])
+    );
+    assert_eq!(
+        get(&base, "/v1/kv/app?recurse")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        get(&base, "/v1/kv/?recurse")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    // Empty value: null, as Consul writes it.
+    put(&base, "/v1/kv/empty", "");
+    assert_eq!(
+        get(&base, "/v1/kv/empty").json()[0]["Value"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        curl(&["-X", "DELETE", &format!("{base}/v1/kv/app/db?recurse")]).body,
+        "true"
+    );
+    assert_eq!(
+        get(&base, "/v1/kv/app/?keys").json(),
+        serde_json::json!(["app/config"])
+    );
+    assert_eq!(
+        curl(&["-X", "DELETE", &format!("{base}/v1/kv/app/config?cas=1")]).body,
+        "false"
+    );
+    assert_eq!(
+        curl(&["-X", "DELETE", &format!("{base}/v1/kv/app/config")]).body,
+        "true"
+    );
+    assert_eq!(get(&base, "/v1/kv/app/config").status, 404);
+    // Limits: a value over 512 KiB is 413 and nothing is stored.
+    let big = tmp.path().join("big");
+    std::fs::write(&big, vec![b'x'; 512 * 1024 + 1]).unwrap();
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{base}/v1/kv/big"),
+    ]);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(get(&base, "/v1/kv/big").status, 404);
+    assert_eq!(put(&base, "/v1/kv/", "x").status, 400, "missing key name");
+    assert_eq!(put(&base, "/v1/kv/k?flags=x", "x").status, 400);
+}
+
+/// Reference: Consul's "Blocking Queries" documentation: a request with `?index=N` waits
+/// until the index passes N or `wait` elapses, and then answers with the current data.
+#[test]
+fn blocking_queries_wake_on_their_change_only_and_time_out_at_wait() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_agent, base) = start(tmp.path(), &[]);
+    put(&base, "/v1/kv/watched", "1");
+    let idx = get(&base, "/v1/kv/watched").index();
+
+    // No change: answers at `wait` with the same index.
+    let t = Instant::now();
+    let r = get(&base, &format!("/v1/kv/watched?index={idx}&wait=1s"));
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(r.index(), idx);
+
+    // An unrelated key changes: still waiting, and the answer is unchanged.
+    let b2 = base.clone();
+    let unrelated = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        put(&b2, "/v1/kv/unrelated", "x");
+    });
+    let t = Instant::now();
+    let r = get(&base, &format!("/v1/kv/watched?index={idx}&wait=1500ms"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "woke early: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.index(), idx);
+    unrelated.join().unwrap();
+
+    // Its own key changes: answers at once with the new value and index.
+    let b2 = base.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        put(&b2, "/v1/kv/watched", "2");
+    });
+    let t = Instant::now();
+    let r = get(&base, &format!("/v1/kv/watched?index={idx}&wait=10s"));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(r.index() > idx);
+    assert_eq!(r.json()[0]["Value"], "Mg==");
+    writer.join().unwrap();
+
+    // A service watcher wakes when the service's health changes, not on KV writes.
+    let idx = get(&base, "/v1/health/service/db").index();
+    let b2 = base.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        put(&b2, "/v1/kv/noise", "x");
+        std::thread::sleep(Duration::from_millis(300));
+        put(&b2, "/v1/agent/check/fail/db-ttl", "");
+    });
+    let t = Instant::now();
+    let r = get(
+        &base,
+        &format!("/v1/health/service/db?index={idx}&wait=10s"),
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(r.json()[0]["Checks"][0]["Status"], "critical");
+    writer.join().unwrap();
+
+    // A prefix watcher wakes for a new key under it.
+    let idx = get(&base, "/v1/kv/dir/?recurse").index();
+    let b2 = base.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        put(&b2, "/v1/kv/dir/new", "x");
+    });
+    let r = get(&base, &format!("/v1/kv/dir/?recurse&index={idx}&wait=10s"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["Key"], "dir/new");
+    writer.join().unwrap();
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let before = get(&base, "/v1/catalog/services");
+
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "x", "Port": "eighty"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("Port") && r.body.contains("eighty"),
+        "{}",
+        r.body
+    );
+    let r = put(&base, "/v1/agent/service/register", r#"{"Name": "x", "#);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("decode"), "{}", r.body);
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "x", "Check": {"TTL": "soon"}}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("TTL"), "{}", r.body);
+    assert_eq!(
+        put(&base, "/v1/catalog/register", r#"{"Address": "1.2.3.4"}"#).status,
+        400
+    );
+
+    let r = get(&base, "/v1/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(get(&base, "/v1/catalog/nope").status, 404);
+    assert_eq!(get(&base, "/nope").status, 404);
+    let r = curl(&["-X", "DELETE", &format!("{base}/v1/catalog/services")]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(get(&base, "/v1/agent/service/register").status, 405);
+    assert_eq!(get(&base, "/v1/kv/x?index=abc").status, 400);
+    assert_eq!(get(&base, "/v1/kv/x?index=1&wait=forever").status, 400);
+
+    // Oversized body (over 1 MiB): 413.
+    let big = tmp.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 2 << 20]).unwrap();
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{base}/v1/agent/service/register"),
+    ]);
+    assert_eq!(r.status, 413);
+    // Oversized headers: hyper refuses them (431) and the server keeps serving.
+    let huge = format!("X-Big: {}", "a".repeat(20_000));
+    let r = curl(&["-H", &huge, &format!("{base}/v1/catalog/services")]);
+    assert_eq!(r.status, 431);
+
+    assert_eq!(
+        get(&base, "/v1/catalog/services").body,
+        before.body,
+        "nothing changed"
+    );
+    assert!(agent.log().lines().all(|l| !l.contains("panicked")));
+}
+
+/// Half-open and junk connections do not stop the server: a raw TCP client that sends
+/// garbage is answered 400 and closed, one that sends nothing is closed after the header
+/// timeout, and a real request still gets through meanwhile.
+#[test]
+fn junk_and_stalled_connections_do_not_block_others() {
+    use std::io::{Read, Write};
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let addr = agent.http.unwrap();
+    let mut junk = std::net::TcpStream::connect(addr).unwrap();
+    junk.write_all(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+        .unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let _ = junk.read_to_end(&mut buf);
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+        "{buf:?}"
+    );
+    let stalled: Vec<_> = (0..50)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let t = Instant::now();
+    assert_eq!(get(&base, "/v1/status/leader").status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    drop(stalled);
+}
