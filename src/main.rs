@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use outpost::agent;
+use outpost::cli::{self, ApiFlags, CatalogCmd, KvCmd, ServicesCmd};
 use outpost::config::{self, AgentFlags};
 
 #[derive(Parser)]
@@ -31,6 +32,38 @@ enum Cmd {
     },
     /// Print a new gossip encryption key (32 random bytes, base64).
     Keygen,
+    /// List the cluster's members.
+    Members {
+        #[command(flatten)]
+        api: ApiFlags,
+        /// Show every member tag.
+        #[arg(long)]
+        detailed: bool,
+    },
+    /// Query the catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+    /// Register and deregister services with the local agent.
+    #[command(subcommand)]
+    Services(ServicesCmd),
+    /// Read and write the key/value store.
+    #[command(subcommand)]
+    Kv(KvCmd),
+    /// Make the agent re-read its config files.
+    Reload {
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Make the agent leave the cluster and stop.
+    Leave {
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Show the agent's status and statistics.
+    Info {
+        #[command(flatten)]
+        api: ApiFlags,
+    },
     /// Print the version.
     Version,
 }
@@ -44,6 +77,13 @@ fn main() -> ExitCode {
         Cmd::Agent(flags) => run_agent(*flags),
         Cmd::Validate { paths } => validate(paths),
         Cmd::Keygen => keygen(),
+        Cmd::Members { api, detailed } => print(cli::members(&api, detailed)),
+        Cmd::Catalog(c) => print(cli::catalog(c)),
+        Cmd::Services(c) => print(cli::services(c)),
+        Cmd::Kv(c) => print(cli::kv(c)),
+        Cmd::Reload { api } => print(cli::reload(&api)),
+        Cmd::Leave { api } => print(cli::leave(&api)),
+        Cmd::Info { api } => print(cli::info(&api)),
         Cmd::Version => {
             println!(
                 "outpost v{} (revision {})",
@@ -51,6 +91,20 @@ fn main() -> ExitCode {
                 env!("OUTPOST_GIT_REVISION")
             );
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Prints a client command's output, or its error as one line on stderr.
+fn print(r: cli::CliResult) -> ExitCode {
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -4,6 +4,8 @@
 
 mod agent_routes;
 pub mod client;
+#[cfg(test)]
+mod fuzzing;
 pub mod json;
 pub mod request;
 pub mod routes;
