@@ -632,3 +632,178 @@ fn junk_and_stalled_connections_do_not_block_others() {
     assert!(t.elapsed() < Duration::from_secs(2));
     drop(stalled);
 }
+
+/// A tiny HTTP server in a thread answering every request with the status in `status`
+/// (0: close the connection without answering).
+fn status_server(status: std::sync::Arc<std::sync::atomic::AtomicU16>) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = conn.read(&mut buf);
+            let code = status.load(std::sync::atomic::Ordering::SeqCst);
+            if code == 0 {
+                continue;
+            }
+            let body = format!("status {code}");
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+fn passing_ids(base: &str, service: &str) -> Vec<String> {
+    get(base, &format!("/v1/health/service/{service}?passing"))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Service"]["ID"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Reference: Consul's check documentation: HTTP 2xx is passing, 429 warning, anything else
+/// critical; a TCP connect that succeeds is passing. DNS and `?passing` follow.
+#[test]
+fn http_and_tcp_checks_follow_real_servers_up_and_down() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let dns = agent.dns.unwrap().port();
+    let status = Arc::new(AtomicU16::new(200));
+    let web = status_server(status.clone());
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_addr = tcp.local_addr().unwrap();
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        &format!(
+            r#"{{"Name": "shop", "ID": "shop1", "Port": {},
+                "Check": {{"HTTP": "http://{web}/health", "Interval": "1s", "Timeout": "1s"}}}}"#,
+            web.port()
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        &format!(
+            r#"{{"Name": "cache", "ID": "cache1", "Port": {},
+                "Check": {{"TCP": "{tcp_addr}", "Interval": "1s", "Timeout": "1s"}}}}"#,
+            tcp_addr.port()
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    common::eventually("the HTTP check passes", || {
+        passing_ids(&base, "shop") == ["shop1"]
+    });
+    let check = &get(&base, "/v1/agent/checks").json()["service:shop1"];
+    assert_eq!(check["Type"], "http");
+    let out = check["Output"].as_str().unwrap();
+    assert!(
+        out.starts_with(&format!("HTTP GET http://{web}/health: 200")),
+        "{out}"
+    );
+    assert!(out.contains("status 200"), "{out}");
+    assert_eq!(
+        dig(dns, &["shop.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+
+    status.store(429, Ordering::SeqCst);
+    common::eventually("429 is a warning", || {
+        get(&base, "/v1/agent/checks").json()["service:shop1"]["Status"] == "warning"
+    });
+    assert!(passing_ids(&base, "shop").is_empty());
+    assert_eq!(
+        dig(dns, &["shop.service.consul"]).answers("A"),
+        ["127.0.0.1"]
+    );
+
+    status.store(500, Ordering::SeqCst);
+    common::eventually("500 is critical and leaves DNS", || {
+        dig(dns, &["shop.service.consul"]).status == "NXDOMAIN"
+    });
+    status.store(200, Ordering::SeqCst);
+    common::eventually("back up", || passing_ids(&base, "shop") == ["shop1"]);
+
+    common::eventually("the TCP check passes", || {
+        passing_ids(&base, "cache") == ["cache1"]
+    });
+    drop(tcp);
+    common::eventually("a closed port is critical", || {
+        dig(dns, &["cache.service.consul"]).status == "NXDOMAIN"
+    });
+    let out = get(&base, "/v1/agent/checks").json()["service:cache1"]["Output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(out.contains(&tcp_addr.to_string()), "{out}");
+}
+
+/// TTL checks expire to critical; a service whose check stays critical past
+/// `deregister_critical_service_after` is removed; script checks run where enabled.
+#[test]
+fn ttl_expiry_deregistration_and_script_checks() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("conf"),
+        "scripts.json",
+        r#"{"enable_script_checks": true}"#,
+    );
+    let (_agent, base) = start(tmp.path(), &[]);
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "job", "ID": "job1", "Check": {"TTL": "1s", "Status": "passing"}}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(passing_ids(&base, "job"), ["job1"]);
+    common::eventually("the TTL expires", || {
+        let c = &get(&base, "/v1/agent/checks").json()["service:job1"];
+        c["Status"] == "critical" && c["Output"].as_str().unwrap().starts_with("TTL expired")
+    });
+    put(&base, "/v1/agent/check/pass/service:job1", "");
+    assert_eq!(passing_ids(&base, "job"), ["job1"]);
+
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "gone", "ID": "gone1",
+            "Check": {"TCP": "127.0.0.1:1", "Interval": "1s", "Timeout": "500ms",
+                      "DeregisterCriticalServiceAfter": "1s"}}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    common::eventually("the critical service is deregistered", || {
+        get(&base, "/v1/agent/service/gone1").status == 404
+    });
+
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "scripted", "ID": "s1",
+            "Checks": [{"ID": "ok", "Args": ["/bin/sh", "-c", "echo fine"], "Interval": "1s"},
+                       {"ID": "meh", "Args": ["/bin/sh", "-c", "echo slow; exit 1"], "Interval": "1s"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    common::eventually("both scripts ran", || {
+        let c = get(&base, "/v1/agent/checks").json();
+        c["ok"]["Status"] == "passing" && c["meh"]["Status"] == "warning"
+    });
+    let c = get(&base, "/v1/agent/checks").json();
+    assert_eq!(c["ok"]["Output"], "fine\n");
+    assert_eq!(c["meh"]["Output"], "slow\n");
+}

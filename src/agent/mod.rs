@@ -7,6 +7,7 @@ pub mod sync;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::time::Instant;
 
 use async_io::Async;
 use async_net::TcpListener;
@@ -14,7 +15,8 @@ use async_signal::{Signal, Signals};
 use futures_lite::{FutureExt, StreamExt};
 use smol::LocalExecutor;
 
-use crate::catalog::{ApplyError, Catalog, Change, CheckUpdate, Command, Health};
+use crate::catalog::{ApplyError, Catalog, Change, CheckUpdate, Command, Health, Topic};
+use crate::checks::{self, Checks};
 use crate::config::{self, AgentConfig, AgentFlags, ConfigError, HostInfo};
 use crate::dns::responder::Responder;
 use crate::dns::server::{self, DnsShared};
@@ -57,6 +59,9 @@ pub struct State {
     host: HostInfo,
     /// To the agent's main loop, for what the API asks of the whole agent.
     events: Option<async_channel::Sender<AgentEvent>>,
+    /// The runner of this node's health checks (absent where nothing runs them, as in
+    /// tests of the routes).
+    checks: Option<Rc<Checks>>,
 }
 
 /// Counters the metrics endpoint and the status page show.
@@ -81,7 +86,48 @@ impl State {
         let index = self.catalog.index() + 1;
         let topics = self.catalog.apply(index, command)?;
         self.watch.notify(&topics);
+        let local = Topic::Node(self.config.node_name.to_ascii_lowercase());
+        if topics.contains(&local) {
+            self.sync_checks();
+        }
         Ok(index)
+    }
+
+    /// Gives the check runner this node's checks as the catalog now has them.
+    fn sync_checks(&self) {
+        if let (Some(checks), Some(node)) = (&self.checks, self.local_node()) {
+            checks.input(|r| r.set_checks(Instant::now(), node.checks.values().map(|c| &c.check)));
+        }
+    }
+
+    /// What the check runner reports: a status for the catalog, or a service to remove.
+    fn on_check_event(&mut self, e: checks::Event) {
+        let node = self.config.node_name.clone();
+        let cmd = match e {
+            checks::Event::StatusChanged {
+                check_id,
+                status,
+                output,
+            } => Command::one(Change::UpdateCheck(CheckUpdate {
+                node,
+                check_id,
+                status,
+                output,
+            })),
+            checks::Event::DeregisterService { service_id } => {
+                tracing::warn!(
+                    "service {service_id}: a check was critical longer than its deregister_critical_service_after; deregistering the service"
+                );
+                Command::one(Change::Deregister(crate::catalog::Deregistration {
+                    node,
+                    service_id: Some(service_id),
+                    check_id: None,
+                }))
+            }
+        };
+        if let Err(e) = self.commit(&cmd) {
+            tracing::warn!("check result not applied: {e}");
+        }
     }
 
     /// This agent's own node in the catalog.
@@ -95,8 +141,13 @@ impl State {
         Some(SocketAddr::new(self.config.advertise_addr, port).to_string())
     }
 
-    /// Sets a TTL check's status, as its pass/warn/fail/update endpoints do.
+    /// Sets a TTL check's status, as its pass/warn/fail/update endpoints do: in the catalog
+    /// at once (so the reply to the update reflects it), and in the runner, which restarts
+    /// the TTL.
     pub fn ttl_update(&mut self, check_id: &str, status: Health, output: String) {
+        if let Some(checks) = &self.checks {
+            let _ = checks.input(|r| r.ttl_update(Instant::now(), check_id, status, &output));
+        }
         let update = Command::one(Change::UpdateCheck(CheckUpdate {
             node: self.config.node_name.clone(),
             check_id: check_id.to_string(),
@@ -150,6 +201,7 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         flags: AgentFlags::default(),
         host: HostInfo::default(),
         events: None,
+        checks: None,
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -178,6 +230,9 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
         tracing::warn!("DNS addresses changed: take effect at the next restart");
     }
     state.responder.set_settings(new.dns_settings());
+    if let Some(checks) = &state.checks {
+        checks.input(|r| r.set_enable_script_checks(Instant::now(), new.enable_script_checks));
+    }
     state.desired = desired;
     state.config = new;
     Ok(())
@@ -207,12 +262,26 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
     initial.flags = flags.clone();
     initial.host = host.clone();
     initial.events = Some(events_tx);
+    let runner = checks::Runner::new(checks::Settings {
+        enable_script_checks: initial.config.enable_script_checks,
+        ..checks::Settings::new(seed)
+    });
+    let check_runner = checks::Checks::new(runner);
+    initial.checks = Some(check_runner.clone());
+    initial.sync_checks();
     let state = Rc::new(RefCell::new(initial));
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         let mut signals =
             Signals::new([Signal::Hup, Signal::Term, Signal::Int]).map_err(AgentError::Signals)?;
         let shared: DnsShared = state.clone();
+        {
+            let state = state.clone();
+            ex.spawn(checks::drive(check_runner, move |e| {
+                state.borrow_mut().on_check_event(e)
+            }))
+            .detach();
+        }
         let cfg = state.borrow().config.clone();
         if let Some(port) = cfg.ports.dns {
             for ip in &cfg.dns_addrs {
