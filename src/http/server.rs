@@ -4,8 +4,8 @@
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections (further ones are closed at once),
 //! headers of at most [`MAX_HEADER_BYTES`], bodies of at most [`MAX_BODY`] read within
-//! [`BODY_TIMEOUT`], headers within [`HEADER_TIMEOUT`], and a connection with no request in
-//! flight is closed after [`IDLE_TIMEOUT`].
+//! [`BODY_TIMEOUT`]; a connection that does not complete a request head within
+//! [`HEADER_TIMEOUT`] (a new one, or an idle keep-alive one) is closed.
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -35,9 +35,9 @@ pub const MAX_CONNECTIONS: usize = 16_384;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Request bodies: a KV value (512 KiB) with room to spare; larger gets 413.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Also the idle timeout: hyper starts this timer whenever it waits for a request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Accepts connections on `listener` forever, serving each on `ex`.
 pub async fn serve(listener: TcpListener, state: Shared, ex: Rc<LocalExecutor<'static>>) {
@@ -88,22 +88,10 @@ fn fd_budget() -> usize {
 
 /// Serves one connection until the client closes it, it breaks, or it sits idle.
 async fn serve_connection(stream: TcpStream, state: Shared) {
-    // Requests in flight, and when the last one finished: for the idle timeout.
-    let busy = Rc::new(Cell::new(0u32));
-    let last = Rc::new(Cell::new(Instant::now()));
-    let service = {
-        let (busy, last) = (busy.clone(), last.clone());
-        service_fn(move |req: hyper::Request<Incoming>| {
-            let (state, busy, last) = (state.clone(), busy.clone(), last.clone());
-            async move {
-                busy.set(busy.get() + 1);
-                let reply = respond(&state, req).await;
-                busy.set(busy.get() - 1);
-                last.set(Instant::now());
-                Ok::<_, Infallible>(to_hyper(reply))
-            }
-        })
-    };
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(to_hyper(respond(&state, req).await)) }
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(SmolTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
@@ -111,19 +99,7 @@ async fn serve_connection(stream: TcpStream, state: Shared) {
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
         .keep_alive(true)
         .serve_connection(FuturesIo::new(stream), service);
-    let idle = async {
-        loop {
-            Timer::at(last.get() + IDLE_TIMEOUT).await;
-            if busy.get() == 0 && last.get().elapsed() >= IDLE_TIMEOUT {
-                return;
-            }
-        }
-    };
-    let result = async { conn.await.err() }.or(async {
-        idle.await;
-        None
-    });
-    if let Some(e) = result.await {
+    if let Err(e) = conn.await {
         tracing::debug!("HTTP connection ended: {e}");
     }
 }
