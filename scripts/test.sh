@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of outpost: formatting, clippy, unit, property and integration
-# tests (the real binary against dig). Installs missing packages first.
+# tests (the real binary against dig, curl, its own CLI and py-consul). Installs missing
+# packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

@@ -9,7 +9,15 @@
 //!   validated with `file:line:col` errors before anything is applied.
 //! - [`dns`]: [`dns::responder`] turns query bytes and the catalog into answer bytes (pure);
 //!   [`dns::server`] is the only file that touches the DNS sockets.
-//! - [`agent`]: wires it together on the smol executor: sockets, reload on SIGHUP, shutdown.
+//! - [`http`]: [`http::routes`] answers Consul's API from the agent state (pure but for the
+//!   commands writes commit); [`http::server`] is the only file that touches HTTP sockets
+//!   and holds blocking queries on [`http::watch`]; [`http::client`] is the client the
+//!   checks and the CLI use.
+//! - [`checks`]: [`checks::runner`] decides which health check runs when and what a result
+//!   means (pure); [`checks::probe`] runs the HTTP, TCP and script probes.
+//! - [`cli`]: the commands that talk to a running agent, printing as Consul's CLI does.
+//! - [`agent`]: wires it together on the smol executor: sockets, checks, reload on SIGHUP,
+//!   shutdown.
 //! - [`manual`]: the decisions and their reasons.
 
 pub mod agent;

@@ -34,6 +34,28 @@
 //! Knot DNS, which batches the same way. `nix` is an addition to the design's dependency
 //! list, made for that measured reason.
 //!
+//! # HTTP: hyper on smol, blocking queries that wake for their own data
+//!
+//! HTTP parsing is hyper's (HTTP/1.1, through `smol-hyper`'s adapter; hyper pulls the
+//! `tokio` crate only for its sync types, no runtime). Routes are plain functions from a
+//! decoded request and the agent state to a reply, so they are tested and fuzzed without
+//! sockets. A read also says its index and the one thing it depends on (a service name, a
+//! node, a KV key or prefix, a table); a blocking query registers one `event-listener`
+//! listener on that thing and sleeps. A command's apply reports what it changed, and only
+//! those listeners fire. So a KV write does not wake a thousand service watchers, and a
+//! sleeping watcher holds its connection and a listener, not a reply. Indices never go back:
+//! deleted KV keys leave tombstones (folded into a floor index past 4,096), and an absent
+//! service or node reports its table's index, as Consul does.
+//!
+//! # Health checks: a sans-IO runner
+//!
+//! Which check runs when, TTL expiry, "critical for too long" and what a probe result means
+//! are decided by `checks::Runner`, which takes the time as an argument and draws its
+//! staggering from a seeded RNG; it is tested in virtual time. The shell runs probes (HTTP
+//! with the same hyper client the CLI uses, TCP connects, scripts in their own process
+//! group so a timeout kills everything they started) and writes only changed results to the
+//! catalog as commands, so a check that stays passing costs no write and wakes no watcher.
+//!
 //! # External nodes in config dirs
 //!
 //! Consul registers machines without an agent through its catalog API. outpost also lets a
