@@ -12,7 +12,7 @@ use std::ops::Bound;
 pub const MAX_VALUE: usize = 512 * 1024;
 /// Longest key.
 pub const MAX_KEY: usize = 1024;
-/// Tombstones kept before they are folded into [`Kv::floor`].
+/// Tombstones kept before they are folded into one floor index.
 pub const MAX_TOMBSTONES: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
