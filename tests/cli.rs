@@ -37,22 +37,7 @@ fn members_catalog_services_kv_info_reload_and_leave() {
         "web.json",
         r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#,
     );
-    let mut agent = Agent::start(&[
-        "-server",
-        "-bootstrap",
-        "-node",
-        "box1",
-        "-bind",
-        "127.0.0.1",
-        "-data-dir",
-        tmp.path().join("data").to_str().unwrap(),
-        "-config-dir",
-        conf.to_str().unwrap(),
-        "-dns-port",
-        "-1",
-        "-http-port",
-        "0",
-    ]);
+    let mut agent = Agent::start_box1(&tmp.path().join("data"), &conf, &[]);
     let http = agent.http.unwrap().to_string();
     let h = http.as_str();
 

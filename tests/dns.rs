@@ -7,31 +7,9 @@ use std::time::Duration;
 
 use common::{Agent, dig, eventually, require_dig, write};
 
-fn base_args(data: &std::path::Path) -> Vec<String> {
-    vec![
-        "-server".into(),
-        "-bootstrap".into(),
-        "-data-dir".into(),
-        data.display().to_string(),
-        "-dns-port".into(),
-        "0".into(),
-        "-http-port".into(),
-        "-1".into(),
-        "-bind".into(),
-        "127.0.0.1".into(),
-        "-node".into(),
-        "box1".into(),
-    ]
-}
-
 /// An agent serving `conf` (with its data dir `data`), on a kernel-chosen DNS port.
 fn start(data: &std::path::Path, conf: &std::path::Path, extra: &[&str]) -> Agent {
-    let mut args = base_args(data);
-    args.push("-config-dir".into());
-    args.push(conf.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Agent::start(&args)
+    Agent::start_box1(data, conf, extra)
 }
 
 /// The walk-through of the README, flag for flag, on the default port 8600: a service file,

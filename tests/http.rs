@@ -20,25 +20,7 @@ fn start(tmp: &std::path::Path, extra: &[&str]) -> (Agent, String) {
              "check": {"id": "db-ttl", "ttl": "30s", "status": "passing"}}
         ]}"#,
     );
-    let data = tmp.join("data");
-    let mut args = vec![
-        "-server",
-        "-bootstrap",
-        "-node",
-        "box1",
-        "-bind",
-        "127.0.0.1",
-        "-data-dir",
-        data.to_str().unwrap(),
-        "-config-dir",
-        conf.to_str().unwrap(),
-        "-dns-port",
-        "0",
-        "-http-port",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    let agent = Agent::start(&args);
+    let agent = Agent::start_box1(&tmp.join("data"), &conf, extra);
     let base = format!("http://{}", agent.http.expect("HTTP listener"));
     (agent, base)
 }

@@ -66,6 +66,30 @@ impl Agent {
         agent
     }
 
+    /// A bootstrap server named `box1` on 127.0.0.1 serving the config dir `conf` with its
+    /// data dir `data`, DNS and HTTP on kernel-chosen ports; `extra` flags are added.
+    pub fn start_box1(data: &Path, conf: &Path, extra: &[&str]) -> Agent {
+        let (data, conf) = (data.display().to_string(), conf.display().to_string());
+        let mut args = vec![
+            "-server",
+            "-bootstrap",
+            "-node",
+            "box1",
+            "-bind",
+            "127.0.0.1",
+            "-data-dir",
+            &data,
+            "-config-dir",
+            &conf,
+            "-dns-port",
+            "0",
+            "-http-port",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args)
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
