@@ -238,7 +238,18 @@ fn agent_services_ttl_checks_and_maintenance_drive_health_and_dns() {
     let r = put(&base, "/v1/agent/check/pass/service:api1?note=all+good", "");
     assert_eq!(r.status, 200, "{r:?}");
     let h = get(&base, "/v1/health/service/api?passing").json();
-    assert_eq!(h[0]["Checks"][0]["Output"], "all good");
+    let checks = h[0]["Checks"].as_array().unwrap();
+    let ids: Vec<&str> = checks
+        .iter()
+        .map(|c| c["CheckID"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["serfHealth", "service:api1"],
+        "the node's check and the service's"
+    );
+    assert_eq!(checks[1]["Output"], "all good");
+    assert_eq!(checks[0]["Name"], "Serf Health Status");
     assert_eq!(
         dig(dns, &["api.service.consul"]).answers("A"),
         ["127.0.0.1"]

@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 
 use crate::catalog::{
-    Catalog, Change, Check, Command, Deregistration, Node, Registration, Service,
+    Catalog, Change, Check, Command, Deregistration, Health, Node, Registration, Service,
 };
+
+/// ID of the node check that says the agent is alive.
+pub const SERF_HEALTH: &str = "serfHealth";
 use crate::config::{AgentConfig, ServiceDef};
 
 /// What one config says each node should hold.
@@ -36,12 +39,20 @@ impl Desired {
                 checks: Vec::new(),
             });
         }
+        // Consul keeps a `serfHealth` check on every agent's node, driven by gossip (its
+        // status follows membership once gossip lands).
+        let mut checks = vec![Check {
+            name: "Serf Health Status".into(),
+            output: "Agent alive and reachable".into(),
+            ..Check::new(SERF_HEALTH, "", Health::Passing)
+        }];
+        checks.extend(c.checks.iter().cloned());
         nodes.insert(
             c.node_name.clone(),
             DesiredNode {
                 node: c.local_node(),
                 services,
-                checks: c.checks.clone(),
+                checks,
             },
         );
         for e in &c.external_nodes {

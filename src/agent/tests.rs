@@ -60,7 +60,11 @@ fn applying_a_new_config_adds_and_removes_exactly_the_difference() {
     s.commit(&cmd).unwrap();
     assert_eq!(services(&s), ["cache", "consul", "web"]);
     let node = s.catalog.node("box1").unwrap();
-    assert!(node.checks.is_empty(), "db's check left with db");
+    assert_eq!(
+        node.checks.keys().collect::<Vec<_>>(),
+        ["serfHealth"],
+        "db's check left with db"
+    );
     assert_eq!(s.catalog.service("box1", "web").unwrap().service.port, 81);
 }
 

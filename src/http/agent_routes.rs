@@ -250,14 +250,8 @@ fn register_service(state: &mut State, body: InService, replace: bool) -> Result
 }
 
 fn maintenance_flag(req: &Request) -> Result<bool, Reply> {
-    match req.param("enable") {
-        Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(v) => Err(bad_request(format!(
-            "Invalid value for \"enable\": {v:?}: expected true or false"
-        ))),
-        None => Err(bad_request("Missing value for enable")),
-    }
+    req.bool_param("enable")?
+        .ok_or_else(|| bad_request("Missing value for enable"))
 }
 
 fn maintenance(

@@ -333,9 +333,9 @@ impl<'a> JsonKv<'a> {
 /// `Weights` in a body.
 #[derive(Deserialize, Clone, Copy, Debug, Default)]
 pub struct InWeights {
-    #[serde(rename = "Passing", alias = "passing", default)]
+    #[serde(rename = "Passing", default)]
     pub passing: u32,
-    #[serde(rename = "Warning", alias = "warning", default)]
+    #[serde(rename = "Warning", default)]
     pub warning: u32,
 }
 
@@ -343,36 +343,25 @@ pub struct InWeights {
 /// (`Service`).
 #[derive(Deserialize, Clone, Debug, Default)]
 pub struct InService {
-    #[serde(rename = "ID", alias = "id", alias = "Id", default)]
+    #[serde(rename = "ID", default)]
     pub id: String,
-    #[serde(
-        rename = "Name",
-        alias = "name",
-        alias = "Service",
-        alias = "service",
-        default
-    )]
+    #[serde(rename = "Name", alias = "Service", default)]
     pub name: String,
-    #[serde(rename = "Tags", alias = "tags", default)]
+    #[serde(rename = "Tags", default)]
     pub tags: Option<Vec<String>>,
-    #[serde(rename = "Address", alias = "address", default)]
+    #[serde(rename = "Address", default)]
     pub address: String,
-    #[serde(rename = "Port", alias = "port", default)]
+    #[serde(rename = "Port", default)]
     pub port: u16,
-    #[serde(rename = "Meta", alias = "meta", default)]
+    #[serde(rename = "Meta", default)]
     pub meta: Option<Map>,
-    #[serde(rename = "Weights", alias = "weights", default)]
+    #[serde(rename = "Weights", default)]
     pub weights: Option<InWeights>,
-    #[serde(
-        rename = "EnableTagOverride",
-        alias = "enable_tag_override",
-        alias = "enableTagOverride",
-        default
-    )]
+    #[serde(rename = "EnableTagOverride", default)]
     pub enable_tag_override: bool,
-    #[serde(rename = "Check", alias = "check", default)]
+    #[serde(rename = "Check", default)]
     pub check: Option<InCheck>,
-    #[serde(rename = "Checks", alias = "checks", default)]
+    #[serde(rename = "Checks", default)]
     pub checks: Option<Vec<InCheck>>,
 }
 
@@ -380,112 +369,170 @@ pub struct InService {
 /// catalog API's `Check`. Durations are Go strings ("10s").
 #[derive(Deserialize, Clone, Debug, Default)]
 pub struct InCheck {
-    #[serde(
-        rename = "ID",
-        alias = "id",
-        alias = "CheckID",
-        alias = "check_id",
-        alias = "CheckId",
-        default
-    )]
+    #[serde(rename = "ID", alias = "CheckID", default)]
     pub id: String,
-    #[serde(rename = "Name", alias = "name", default)]
+    #[serde(rename = "Name", default)]
     pub name: String,
-    #[serde(rename = "Notes", alias = "notes", default)]
+    #[serde(rename = "Notes", default)]
     pub notes: String,
-    #[serde(rename = "Status", alias = "status", default)]
+    #[serde(rename = "Status", default)]
     pub status: String,
-    #[serde(rename = "Output", alias = "output", default)]
+    #[serde(rename = "Output", default)]
     pub output: String,
-    #[serde(
-        rename = "ServiceID",
-        alias = "service_id",
-        alias = "ServiceId",
-        default
-    )]
+    #[serde(rename = "ServiceID", default)]
     pub service_id: String,
-    #[serde(rename = "HTTP", alias = "http", alias = "Http", default)]
+    #[serde(rename = "HTTP", default)]
     pub http: String,
-    #[serde(rename = "Method", alias = "method", default)]
+    #[serde(rename = "Method", default)]
     pub method: String,
-    #[serde(rename = "Header", alias = "header", default)]
+    #[serde(rename = "Header", default)]
     pub header: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(rename = "TCP", alias = "tcp", alias = "Tcp", default)]
+    #[serde(rename = "TCP", default)]
     pub tcp: String,
-    #[serde(rename = "Args", alias = "args", alias = "ScriptArgs", default)]
+    #[serde(rename = "Args", alias = "ScriptArgs", default)]
     pub args: Option<Vec<String>>,
-    #[serde(rename = "Interval", alias = "interval", default)]
+    #[serde(rename = "Interval", default)]
     pub interval: String,
-    #[serde(rename = "Timeout", alias = "timeout", default)]
+    #[serde(rename = "Timeout", default)]
     pub timeout: String,
-    #[serde(rename = "TTL", alias = "ttl", alias = "Ttl", default)]
+    #[serde(rename = "TTL", default)]
     pub ttl: String,
-    #[serde(
-        rename = "DeregisterCriticalServiceAfter",
-        alias = "deregister_critical_service_after",
-        default
-    )]
+    #[serde(rename = "DeregisterCriticalServiceAfter", default)]
     pub deregister_critical_service_after: String,
     /// The catalog API nests the run definition here.
-    #[serde(rename = "Definition", alias = "definition", default)]
+    #[serde(rename = "Definition", default)]
     pub definition: Option<Box<InCheck>>,
 }
 
 /// `/v1/catalog/register`.
 #[derive(Deserialize, Clone, Debug, Default)]
 pub struct InCatalogRegistration {
-    #[serde(rename = "Node", alias = "node", default)]
+    #[serde(rename = "Node", default)]
     pub node: String,
-    #[serde(rename = "Address", alias = "address", default)]
+    #[serde(rename = "Address", default)]
     pub address: String,
-    #[serde(rename = "Datacenter", alias = "datacenter", default)]
+    #[serde(rename = "Datacenter", default)]
     pub datacenter: String,
-    #[serde(rename = "TaggedAddresses", alias = "tagged_addresses", default)]
+    #[serde(rename = "TaggedAddresses", default)]
     pub tagged_addresses: Option<Map>,
-    #[serde(rename = "NodeMeta", alias = "node_meta", default)]
+    #[serde(rename = "NodeMeta", default)]
     pub node_meta: Option<Map>,
-    #[serde(rename = "Service", alias = "service", default)]
+    #[serde(rename = "Service", default)]
     pub service: Option<InService>,
-    #[serde(rename = "Check", alias = "check", default)]
+    #[serde(rename = "Check", default)]
     pub check: Option<InCheck>,
-    #[serde(rename = "Checks", alias = "checks", default)]
+    #[serde(rename = "Checks", default)]
     pub checks: Option<Vec<InCheck>>,
-    #[serde(rename = "SkipNodeUpdate", alias = "skip_node_update", default)]
+    #[serde(rename = "SkipNodeUpdate", default)]
     pub skip_node_update: bool,
 }
 
 /// `/v1/catalog/deregister`.
 #[derive(Deserialize, Clone, Debug, Default)]
 pub struct InCatalogDeregistration {
-    #[serde(rename = "Node", alias = "node", default)]
+    #[serde(rename = "Node", default)]
     pub node: String,
-    #[serde(
-        rename = "ServiceID",
-        alias = "service_id",
-        alias = "ServiceId",
-        default
-    )]
+    #[serde(rename = "ServiceID", default)]
     pub service_id: Option<String>,
-    #[serde(rename = "CheckID", alias = "check_id", alias = "CheckId", default)]
+    #[serde(rename = "CheckID", default)]
     pub check_id: Option<String>,
 }
 
 /// `/v1/agent/check/update/:id`.
 #[derive(Deserialize, Clone, Debug, Default)]
 pub struct InCheckUpdate {
-    #[serde(rename = "Status", alias = "status", default)]
+    #[serde(rename = "Status", default)]
     pub status: String,
-    #[serde(rename = "Output", alias = "output", default)]
+    #[serde(rename = "Output", default)]
     pub output: String,
 }
 
-/// Parses a JSON body into `T`, with the field path and the problem on error (for a 400).
+/// Every field name the bodies above use, as Consul writes it. Consul decodes bodies with
+/// Go's `encoding/json`, which matches keys case-insensitively, and also takes snake_case
+/// (clients such as py-consul send `serviceid`, `enable_tag_override`); keys are brought to
+/// these spellings before decoding.
+const FIELDS: &[&str] = &[
+    "ID",
+    "Name",
+    "Service",
+    "Tags",
+    "Address",
+    "Port",
+    "Meta",
+    "Weights",
+    "Passing",
+    "Warning",
+    "EnableTagOverride",
+    "Check",
+    "Checks",
+    "CheckID",
+    "Notes",
+    "Status",
+    "Output",
+    "ServiceID",
+    "HTTP",
+    "Method",
+    "Header",
+    "TCP",
+    "Args",
+    "ScriptArgs",
+    "Interval",
+    "Timeout",
+    "TTL",
+    "DeregisterCriticalServiceAfter",
+    "Definition",
+    "Node",
+    "Datacenter",
+    "TaggedAddresses",
+    "NodeMeta",
+    "SkipNodeUpdate",
+];
+
+/// Fields whose value is a map of the user's own keys, left as they are.
+const FREE_FORM: &[&str] = &["Meta", "NodeMeta", "TaggedAddresses", "Header"];
+
+/// `EnableTagOverride`, `enable_tag_override` and `enabletagoverride` all give the same.
+fn folded(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Renames the keys of `v`'s objects to Consul's spelling of the field they match (others
+/// are left, and ignored by the decoder, as Consul ignores them), except inside free-form
+/// maps.
+fn canonical_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut val) in old {
+                let f = folded(&k);
+                let name = FIELDS
+                    .iter()
+                    .find(|n| folded(n) == f)
+                    .map_or(k, |n| n.to_string());
+                if !FREE_FORM.contains(&name.as_str()) {
+                    canonical_keys(&mut val);
+                }
+                map.insert(name, val);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(canonical_keys),
+        _ => {}
+    }
+}
+
+/// Parses a JSON body into `T`, with the position (syntax errors) or the field path and the
+/// problem (for a 400).
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err("request body is empty: expected a JSON object".into());
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("request decode failed: {e}"))?;
+    canonical_keys(&mut v);
+    serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path.is_empty() {
@@ -493,10 +540,7 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Stri
         } else {
             format!("request decode failed: {path}: {inner}")
         }
-    })?;
-    de.end()
-        .map_err(|e| format!("request decode failed: {e}"))?;
-    Ok(v)
+    })
 }
 
 /// A duration field ("10s", "1m"), named for the error message.
@@ -665,6 +709,28 @@ mod tests {
         assert_eq!(checks[0].status, Health::Critical);
         assert_eq!(checks[0].definition.interval_ms, 10_000);
         assert_eq!(checks[0].service_id, "web");
+    }
+
+    #[test]
+    fn keys_match_in_any_case_and_snake_case_as_gos_decoder_does() {
+        let s: InService = parse_body(
+            br#"{"name": "web", "ID": "w1", "enabletagoverride": true, "PORT": 8,
+                 "meta": {"Owner_Name": "x"}, "check": {"ttl": "5s", "service_id": "other"}}"#,
+        )
+        .unwrap();
+        assert!(s.enable_tag_override);
+        assert_eq!((s.id.as_str(), s.port), ("w1", 8));
+        assert_eq!(
+            s.meta.unwrap()["Owner_Name"],
+            "x",
+            "free-form keys are kept as written"
+        );
+        let c = s.check.unwrap();
+        assert_eq!((c.ttl.as_str(), c.service_id.as_str()), ("5s", "other"));
+        let d: InCatalogDeregistration =
+            parse_body(br#"{"node": "n", "serviceid": "s", "CheckId": "c"}"#).unwrap();
+        assert_eq!(d.service_id.as_deref(), Some("s"));
+        assert_eq!(d.check_id.as_deref(), Some("c"));
     }
 
     #[test]

@@ -66,6 +66,20 @@ impl Request {
         }
     }
 
+    /// A boolean parameter as Go's `strconv.ParseBool` reads it (Consul's parser): `1 t T
+    /// TRUE true True` and `0 f F FALSE false False`; None if absent.
+    pub fn bool_param(&self, name: &str) -> Result<Option<bool>, Reply> {
+        match self.param(name) {
+            None => Ok(None),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+            Some(v) => Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid ?{name}={v:?}: expected true or false"),
+            )),
+        }
+    }
+
     /// A boolean flag parameter: present without a value, or `true`/`false`.
     pub fn flag(&self, name: &str) -> bool {
         matches!(self.param(name), Some("" | "true" | "1"))
