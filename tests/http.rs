@@ -811,3 +811,119 @@ fn ttl_expiry_deregistration_and_script_checks() {
     assert_eq!(c["ok"]["Output"], "fine\n");
     assert_eq!(c["meh"]["Output"], "slow\n");
 }
+
+/// The `outpost.http.parked` gauge: blocking queries waiting outside hyper.
+fn parked(base: &str) -> u64 {
+    let m = get(base, "/v1/agent/metrics").json();
+    m["Gauges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["Name"] == "outpost.http.parked")
+        .and_then(|g| g["Value"].as_f64())
+        .unwrap() as u64
+}
+
+/// Reads one HTTP response (head and Content-Length body).
+fn read_response<R: std::io::BufRead>(r: &mut R) -> (String, String) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "connection closed; got {head:?}"
+        );
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// Waiting blocking queries are parked outside hyper (their connections keep no HTTP
+/// buffers) and answered on the same keep-alive connection when their data changes; a
+/// client that goes away while parked frees its slot; pipelined requests are still answered
+/// in order.
+#[test]
+fn waiting_queries_are_parked_and_answered_on_their_own_connections() {
+    use std::io::{BufReader, Write};
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, base) = start(tmp.path(), &[]);
+    let addr = agent.http.unwrap();
+    put(&base, "/v1/kv/p", "0");
+    let idx = get(&base, "/v1/kv/p").index();
+    let req = format!("GET /v1/kv/p?index={idx}&wait=30s HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut conns: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    common::eventually("100 parked", || parked(&base) == 100);
+    // One client leaves: its slot is freed without an answer.
+    drop(conns.pop());
+    common::eventually("99 parked", || parked(&base) == 99);
+    put(&base, "/v1/kv/p", "1");
+    for s in &mut conns {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (head, body) = read_response(&mut BufReader::new(&*s));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("x-consul-index: {}", idx + 1)),
+            "{head}"
+        );
+        assert!(body.contains("\"Value\":\"MQ==\""), "{body}");
+    }
+    assert_eq!(parked(&base), 0);
+    // The same connection, kept alive, parks its next blocking query too.
+    let s = &mut conns[0];
+    let next = format!(
+        "GET /v1/kv/p?index={}&wait=30s HTTP/1.1\r\nHost: x\r\n\r\n",
+        idx + 1
+    );
+    s.write_all(next.as_bytes()).unwrap();
+    common::eventually("parked again", || parked(&base) == 1);
+    put(&base, "/v1/kv/p", "2");
+    let (head, _) = read_response(&mut BufReader::new(&*s));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-consul-index: {}", idx + 2)),
+        "{head}"
+    );
+    // Two requests in one write (pipelined): both answered, in order.
+    let two = format!(
+        "GET /v1/kv/p?index={}&wait=1s HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/status/leader HTTP/1.1\r\nHost: x\r\n\r\n",
+        idx + 2
+    );
+    let t = Instant::now();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    s.write_all(two.as_bytes()).unwrap();
+    let (h1, b1) = read_response(&mut r);
+    let (h2, b2) = read_response(&mut r);
+    assert!(
+        h1.starts_with("HTTP/1.1 200") && b1.contains("Mg=="),
+        "{h1}{b1}"
+    );
+    assert!(
+        h2.starts_with("HTTP/1.1 200") && b2.contains("8300"),
+        "{h2}{b2}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "the first waited its second"
+    );
+}

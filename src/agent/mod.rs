@@ -20,6 +20,7 @@ use crate::checks::{self, Checks};
 use crate::config::{self, AgentConfig, AgentFlags, ConfigError, HostInfo};
 use crate::dns::responder::Responder;
 use crate::dns::server::{self, DnsShared};
+use crate::http::cache::ReadCache;
 use crate::http::watch::WatchHub;
 
 /// Why the agent could not start or had to stop.
@@ -51,6 +52,8 @@ pub struct State {
     pub config: AgentConfig,
     /// Where blocking HTTP queries wait for their data to change.
     pub watch: WatchHub,
+    /// HTTP reads already answered for the current catalog.
+    pub http_cache: ReadCache,
     pub metrics: Metrics,
     /// What the applied config defined, to know what a reload removes.
     desired: sync::Desired,
@@ -69,6 +72,8 @@ pub struct State {
 pub struct Metrics {
     pub dns_queries: u64,
     pub http_requests: u64,
+    /// Blocking queries waiting outside hyper now.
+    pub http_parked: u64,
 }
 
 /// What the API asks of the agent as a whole.
@@ -163,6 +168,7 @@ impl State {
     /// Re-reads the config with the agent's flags and applies it, all or nothing.
     pub fn reload(&mut self) -> Result<(), AgentError> {
         let (flags, host) = (self.flags.clone(), self.host.clone());
+        self.http_cache.clear();
         reload(self, &flags, &host)
     }
 
@@ -196,6 +202,7 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         responder: Responder::new(config.dns_settings(), seed),
         config,
         watch: WatchHub::default(),
+        http_cache: ReadCache::default(),
         metrics: Metrics::default(),
         desired: sync::Desired::default(),
         flags: AgentFlags::default(),
@@ -328,7 +335,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             match sig {
                 Ok(Signal::Hup) => {
                     let mut s = state.borrow_mut();
-                    match reload(&mut s, &flags, &host) {
+                    match s.reload() {
                         Ok(()) => tracing::info!(
                             "config reloaded: catalog index {}, {} services",
                             s.catalog.index(),

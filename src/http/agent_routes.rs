@@ -403,6 +403,7 @@ fn metrics(state: &State, prometheus: bool, pretty: bool) -> Reply {
         ("outpost.checks.critical", health[2] as f64),
         ("outpost.kv.entries", c.kv().len() as f64),
         ("outpost.http.watched", state.watch.len() as f64),
+        ("outpost.http.parked", state.metrics.http_parked as f64),
     ];
     let counters: Vec<(&str, u64)> = vec![
         ("outpost.dns.queries", state.metrics.dns_queries),
@@ -421,7 +422,7 @@ fn metrics(state: &State, prometheus: bool, pretty: bool) -> Reply {
         return Reply {
             status: StatusCode::OK,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: out.into_bytes(),
+            body: out.into_bytes().into(),
             index: None,
             allow: None,
         };

@@ -1,6 +1,7 @@
 //! Fuzz entry point for the API (STYLE.md item 10): any method, path, query and body against
 //! an agent state. A bug shows up as a panic or a broken promise: a refused request
-//! (4xx) changes nothing, and no request is a 500 unless the route says why.
+//! (4xx) changes nothing, a kept read equals a fresh one, and no request is a 500 unless
+//! the route says why.
 
 use http::Method;
 
@@ -43,11 +44,16 @@ pub fn fuzz_request(
 ) -> u16 {
     let generation = state.catalog.generation();
     let req = Request::new(method, path, Some(query), body.to_vec());
-    let reply = match routes::handle(state, &req) {
+    let reply = match routes::handle_cached(state, &req) {
         Handled::Reply(r) => r,
         Handled::Read { reply, index, .. } => {
             assert!(index >= 1, "a read's index is never 0");
             assert_eq!(reply.index, Some(index));
+            // A kept reply is the one a fresh read gives.
+            let Handled::Read { reply: fresh, .. } = routes::handle(state, &req) else {
+                panic!("a read became a reply: {path}?{query}");
+            };
+            assert_eq!(reply, fresh, "kept and fresh replies differ: {path}?{query}");
             reply
         }
     };

@@ -3,6 +3,7 @@
 //! [`watch`] holds blocking queries, and [`client`] is the client the checks and the CLI use.
 
 mod agent_routes;
+pub mod cache;
 pub mod client;
 #[cfg(test)]
 mod fuzzing;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
 
 /// Default wait of a blocking query (Consul: 5 minutes).
@@ -113,7 +114,8 @@ impl Request {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    /// Shared, so a kept reply is served again without a copy.
+    pub body: Bytes,
     /// `X-Consul-Index` (with the known-leader and last-contact headers), for reads.
     pub index: Option<u64>,
     /// Methods allowed, for a 405.
@@ -134,7 +136,7 @@ impl Reply {
             Ok(body) => Reply {
                 status: StatusCode::OK,
                 content_type: JSON,
-                body,
+                body: body.into(),
                 index: None,
                 allow: None,
             },
@@ -149,7 +151,7 @@ impl Reply {
         Reply {
             status,
             content_type: TEXT,
-            body,
+            body: body.into(),
             index: None,
             allow: None,
         }

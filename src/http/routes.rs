@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use http::{Method, StatusCode};
 
 use super::agent_routes;
+use super::cache::{Kept, ReadCache};
 use super::json::{
     InCatalogDeregistration, InCatalogRegistration, JsonCatalogService, JsonCheck, JsonKv,
     JsonNode, JsonService, JsonServiceHealth, parse_body,
@@ -73,7 +74,7 @@ pub fn ok_empty() -> Reply {
     Reply {
         status: StatusCode::OK,
         content_type: TEXT,
-        body: Vec::new(),
+        body: bytes::Bytes::new(),
         index: None,
         allow: None,
     }
@@ -84,6 +85,38 @@ pub fn commit(state: &mut State, command: &Command) -> Result<u64, Reply> {
     state
         .commit(command)
         .map_err(|e| bad_request(e.to_string()))
+}
+
+/// [`handle`], with reads served from and kept in the state's [`ReadCache`].
+pub fn handle_cached(state: &mut State, req: &Request) -> Handled {
+    let Some(key) = ReadCache::key(req) else {
+        return handle(state, req);
+    };
+    let generation = state.catalog.generation();
+    if let Some(k) = state.http_cache.get(generation, &key) {
+        return Handled::Read {
+            reply: k.reply,
+            index: k.index,
+            watch: k.watch,
+        };
+    }
+    let handled = handle(state, req);
+    if let Handled::Read {
+        reply,
+        index,
+        watch,
+    } = &handled
+    {
+        let kept = Kept {
+            reply: reply.clone(),
+            index: *index,
+            watch: watch.clone(),
+        };
+        state
+            .http_cache
+            .insert(state.catalog.generation(), key, kept);
+    }
+    handled
 }
 
 /// Routes `req`. Unknown paths get 404, known paths with another method 405.
@@ -471,7 +504,7 @@ fn kv_inner(state: &mut State, req: &Request, key: &str, pretty: bool) -> Result
                 Some(e) if req.has("raw") => Reply {
                     status: StatusCode::OK,
                     content_type: "application/octet-stream",
-                    body: e.value.clone(),
+                    body: e.value.clone().into(),
                     index: None,
                     allow: None,
                 },

@@ -9,13 +9,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use bytes::Bytes;
-use futures_lite::FutureExt;
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -23,7 +25,7 @@ use hyper::service::service_fn;
 use smol::LocalExecutor;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use super::request::{Reply, Request};
+use super::request::{Blocking, Reply, Request};
 use super::routes::{self, Handled};
 use crate::agent::State;
 
@@ -86,28 +88,245 @@ fn fd_budget() -> usize {
     (soft.saturating_sub(256) as usize).max(16)
 }
 
-/// Serves one connection until the client closes it, it breaks, or it sits idle.
-async fn serve_connection(stream: TcpStream, state: Shared) {
-    let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(to_hyper(respond(&state, req).await)) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(SmolTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192))
-        .keep_alive(true)
-        .serve_connection(FuturesIo::new(stream), service);
-    if let Err(e) = conn.await {
-        tracing::debug!("HTTP connection ended: {e}");
+/// Most request bytes a connection keeps aside to replay a parked request; a longer request
+/// is held inside hyper instead.
+pub const MAX_PARKED_REQUEST: usize = 4096;
+
+/// What a connection's driver and the service hyper calls share.
+#[derive(Default)]
+struct Conn {
+    /// The bytes hyper read since it last wrote: the request being served, if it fits.
+    tee: RefCell<Vec<u8>>,
+    /// Whether hyper wrote since its last read (the next read starts a new request).
+    wrote: Cell<bool>,
+    /// The request did not fit in [`MAX_PARKED_REQUEST`].
+    overflow: Cell<bool>,
+    /// Set by the service to park its request; the driver then drops hyper's connection.
+    park: RefCell<Option<Parked>>,
+    parked: event_listener::Event,
+    /// Set by the driver when it replays a parked request: the wait's original end.
+    resumed: Cell<Option<Instant>>,
+}
+
+/// A blocking query waiting outside hyper: the connection holds only this, the socket and
+/// one listener, not hyper's buffers (about 16 KiB per connection).
+struct Parked {
+    req: Request,
+    blocking: Blocking,
+    deadline: Instant,
+    /// The request's bytes, to replay into a new hyper connection when it is answered.
+    bytes: Vec<u8>,
+}
+
+/// The socket as hyper sees it: replayed bytes first, and every byte read is also kept in
+/// [`Conn::tee`] (up to [`MAX_PARKED_REQUEST`]).
+struct TeeIo {
+    stream: TcpStream,
+    replay: Vec<u8>,
+    at: usize,
+    conn: Rc<Conn>,
+}
+
+impl AsyncRead for TeeIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let n = if this.at < this.replay.len() {
+            let n = buf.len().min(this.replay.len() - this.at);
+            buf[..n].copy_from_slice(&this.replay[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.replay.len() {
+                this.replay = Vec::new();
+                this.at = 0;
+            }
+            n
+        } else {
+            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+                Poll::Ready(Ok(n)) => n,
+                other => return other,
+            }
+        };
+        let conn = &this.conn;
+        let mut tee = conn.tee.borrow_mut();
+        if conn.wrote.replace(false) {
+            tee.clear();
+            conn.overflow.set(false);
+        }
+        if tee.len() + n <= MAX_PARKED_REQUEST {
+            tee.extend_from_slice(&buf[..n]);
+        } else {
+            conn.overflow.set(true);
+        }
+        Poll::Ready(Ok(n))
     }
 }
 
+impl AsyncWrite for TeeIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.conn.wrote.set(true);
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+}
+
+/// Serves one connection until the client closes it, it breaks, or it sits idle. A blocking
+/// query that has to wait is parked: hyper's connection is dropped, the request waits with
+/// just its bytes, and when it can be answered the bytes are replayed into a new hyper
+/// connection on the same socket.
+async fn serve_connection(stream: TcpStream, state: Shared) {
+    let conn = Rc::new(Conn::default());
+    let mut replay = Vec::new();
+    loop {
+        let parked = conn.parked.listen();
+        let io = TeeIo {
+            stream: stream.clone(),
+            replay: std::mem::take(&mut replay),
+            at: 0,
+            conn: conn.clone(),
+        };
+        let service = {
+            let (state, conn) = (state.clone(), conn.clone());
+            service_fn(move |req: hyper::Request<Incoming>| {
+                let (state, conn) = (state.clone(), conn.clone());
+                async move { Ok::<_, Infallible>(to_hyper(respond(&state, &conn, req).await)) }
+            })
+        };
+        // Boxed: while a request is parked, nothing of hyper's connection stays allocated.
+        let http = Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .timer(SmolTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_header_size(MAX_HEADER_BYTES)
+                .max_buf_size(MAX_HEADER_BYTES.max(8192))
+                .keep_alive(true)
+                .serve_connection(FuturesIo::new(io), service),
+        );
+        let outcome = async {
+            if let Err(e) = http.await {
+                tracing::debug!("HTTP connection ended: {e}");
+            }
+            None
+        }
+        .or(async {
+            parked.await;
+            conn.park.borrow_mut().take()
+        })
+        .await;
+        let Some(p) = outcome else { return };
+        *conn.tee.borrow_mut() = Vec::new();
+        state.borrow_mut().metrics.http_parked += 1;
+        let answer = wait_parked(&state, &stream, &p).await;
+        state.borrow_mut().metrics.http_parked -= 1;
+        if !answer {
+            return;
+        }
+        conn.resumed.set(Some(p.deadline));
+        replay = p.bytes;
+    }
+}
+
+/// Waits until the parked request can be answered (its data passed the client's index, or
+/// its time is up): true. False if the client went away meanwhile.
+async fn wait_parked(state: &Shared, stream: &TcpStream, p: &Parked) -> bool {
+    loop {
+        let listener = {
+            let mut s = state.borrow_mut();
+            match routes::handle_cached(&mut s, &p.req) {
+                Handled::Read { index, watch, .. }
+                    if index <= p.blocking.index && Instant::now() < p.deadline =>
+                {
+                    s.watch.listen(watch)
+                }
+                _ => return true,
+            }
+        };
+        let mut byte = [0u8; 1];
+        // Readable while parked: the client closed (0 bytes) or failed, and the wait ends;
+        // bytes it sent early are left for hyper, after the answer.
+        let peer = async {
+            match stream.peek(&mut byte).await {
+                Ok(0) | Err(_) => Wake::Gone,
+                Ok(_) => Wake::Early,
+            }
+        };
+        let wake = async {
+            listener.await;
+            Wake::Changed
+        }
+        .or(async {
+            Timer::at(p.deadline).await;
+            Wake::Changed
+        })
+        .or(peer)
+        .await;
+        match wake {
+            Wake::Gone => return false,
+            // Pipelined bytes: answer now rather than poll the socket in a loop.
+            Wake::Early => return true,
+            Wake::Changed => {}
+        }
+    }
+}
+
+enum Wake {
+    Changed,
+    Early,
+    Gone,
+}
+
+/// Whether the bytes in `tee` are exactly one request head without a body, for `req`: then
+/// replaying them gives hyper the same request again.
+fn replayable(tee: &[u8], req: &http::request::Parts) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(len)) = parsed.parse(tee) else {
+        return false;
+    };
+    let body = parsed.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+    });
+    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    len == tee.len()
+        && !body
+        && parsed.method == Some(req.method.as_str())
+        && parsed.path == Some(target)
+}
+
 /// Reads the body (bounded in size and time), routes the request, and holds a blocking
-/// read until its data passes the client's index or its wait ends.
-async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
+/// read until its data passes the client's index or its wait ends: parked outside hyper
+/// when its bytes can be replayed, else waiting here.
+async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> Reply {
     let (parts, body) = req.into_parts();
+    let too_large = || {
+        Reply::error(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the {MAX_BODY}-byte limit"),
+        )
+    };
+    // A declared length over the limit is refused before the body is invited (no
+    // `100 Continue`, nothing read).
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
     let body = async {
         Limited::new(body, MAX_BODY)
             .collect()
@@ -125,10 +344,7 @@ async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return Reply::error(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over the {MAX_BODY}-byte limit"),
-            );
+            return too_large();
         }
         Err(e) => {
             return Reply::error(
@@ -138,7 +354,7 @@ async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
         }
     };
     let req = Request::new(
-        parts.method,
+        parts.method.clone(),
         parts.uri.path(),
         parts.uri.query(),
         body.to_vec(),
@@ -148,15 +364,18 @@ async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
         Err(r) => return r,
     };
     state.borrow_mut().metrics.http_requests += 1;
-    // Consul adds up to wait/16 of jitter so that many watchers do not return together.
-    let deadline = blocking.map(|b| {
-        let jitter = b.wait.as_millis() as u64 / 16;
-        Instant::now() + b.wait + Duration::from_millis(fastrand::u64(0..=jitter))
+    // A replayed request keeps the end of its wait; a new one gets its wait plus up to
+    // wait/16 of jitter, as Consul adds, so that many watchers do not return together.
+    let deadline = conn.resumed.take().or_else(|| {
+        blocking.map(|b| {
+            let jitter = b.wait.as_millis() as u64 / 16;
+            Instant::now() + b.wait + Duration::from_millis(fastrand::u64(0..=jitter))
+        })
     });
     loop {
-        let (listener, d) = {
+        let (listener, b, d) = {
             let mut s = state.borrow_mut();
-            match routes::handle(&mut s, &req) {
+            match routes::handle_cached(&mut s, &req) {
                 Handled::Reply(r) => return r,
                 Handled::Read {
                     reply,
@@ -164,12 +383,24 @@ async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
                     watch,
                 } => match (blocking, deadline) {
                     (Some(b), Some(d)) if index <= b.index && Instant::now() < d => {
-                        (s.watch.listen(watch), d)
+                        (s.watch.listen(watch), b, d)
                     }
                     _ => return reply,
                 },
             }
         };
+        if !conn.overflow.get() && replayable(&conn.tee.borrow(), &parts) {
+            let bytes = std::mem::take(&mut *conn.tee.borrow_mut());
+            *conn.park.borrow_mut() = Some(Parked {
+                req,
+                blocking: b,
+                deadline: d,
+                bytes,
+            });
+            conn.parked.notify(usize::MAX);
+            // The driver drops this future with hyper's connection.
+            return std::future::pending().await;
+        }
         let timed_out = async {
             listener.await;
             false
@@ -187,7 +418,7 @@ async fn respond(state: &Shared, req: hyper::Request<Incoming>) -> Reply {
 }
 
 fn to_hyper(r: Reply) -> hyper::Response<Full<Bytes>> {
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(r.body)));
+    let mut resp = hyper::Response::new(Full::new(r.body));
     *resp.status_mut() = r.status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
