@@ -53,7 +53,10 @@ pub fn fuzz_request(
             let Handled::Read { reply: fresh, .. } = routes::handle(state, &req) else {
                 panic!("a read became a reply: {path}?{query}");
             };
-            assert_eq!(reply, fresh, "kept and fresh replies differ: {path}?{query}");
+            assert_eq!(
+                reply, fresh,
+                "kept and fresh replies differ: {path}?{query}"
+            );
             reply
         }
     };

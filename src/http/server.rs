@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use bytes::Bytes;
-use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, FutureExt};
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -189,7 +189,20 @@ impl AsyncWrite for TeeIo {
 /// connection on the same socket.
 async fn serve_connection(stream: TcpStream, state: Shared) {
     let conn = Rc::new(Conn::default());
-    let mut replay = Vec::new();
+    // The first request's head is read here, so that a blocking query that has to wait
+    // parks before hyper's connection (and its buffers) is ever built.
+    let Some(mut replay) = read_first_head(&stream).await else {
+        return;
+    };
+    if let Some(p) = parkable(&state, &replay) {
+        match hold(&state, &stream, p).await {
+            Some((bytes, deadline)) => {
+                conn.resumed.set(Some(deadline));
+                replay = bytes;
+            }
+            None => return,
+        }
+    }
     loop {
         let parked = conn.parked.listen();
         let io = TeeIo {
@@ -228,15 +241,100 @@ async fn serve_connection(stream: TcpStream, state: Shared) {
         .await;
         let Some(p) = outcome else { return };
         *conn.tee.borrow_mut() = Vec::new();
-        state.borrow_mut().metrics.http_parked += 1;
-        let answer = wait_parked(&state, &stream, &p).await;
-        state.borrow_mut().metrics.http_parked -= 1;
-        if !answer {
+        let Some((bytes, deadline)) = hold(&state, &stream, p).await else {
             return;
-        }
-        conn.resumed.set(Some(p.deadline));
-        replay = p.bytes;
+        };
+        conn.resumed.set(Some(deadline));
+        replay = bytes;
     }
+}
+
+/// Reads a connection's first request head (and whatever came with it), up to
+/// [`MAX_PARKED_REQUEST`] bytes or until [`HEADER_TIMEOUT`]; None if the client closed or
+/// stalled.
+async fn read_first_head(stream: &TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let mut reader = stream.clone();
+    let read = async {
+        loop {
+            let n = reader.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&chunk[..n]);
+            let head_done = got.windows(4).any(|w| w == b"\r\n\r\n");
+            if head_done || got.len() >= MAX_PARKED_REQUEST {
+                return Some(());
+            }
+        }
+    };
+    let done = read
+        .or(async {
+            Timer::after(HEADER_TIMEOUT).await;
+            None
+        })
+        .await;
+    done.map(|()| got)
+}
+
+/// A connection's first request, if it is a blocking query (a GET or HEAD, no body) whose
+/// data has not passed the client's index yet: parked as it is.
+fn parkable(state: &Shared, bytes: &[u8]) -> Option<Parked> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let len = match parsed.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return None,
+    };
+    let method = match parsed.method? {
+        "GET" => http::Method::GET,
+        "HEAD" => http::Method::HEAD,
+        _ => return None,
+    };
+    if len != bytes.len() || has_body(parsed.headers) {
+        return None;
+    }
+    let (path, query) = match parsed.path?.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (parsed.path?, None),
+    };
+    let req = Request::new(method, path, query, Vec::new());
+    let blocking = req.blocking().ok()??;
+    let deadline = deadline_of(blocking);
+    let mut s = state.borrow_mut();
+    match routes::handle_cached(&mut s, &req) {
+        Handled::Read { index, .. } if index <= blocking.index => Some(Parked {
+            req,
+            blocking,
+            deadline,
+            bytes: bytes.to_vec(),
+        }),
+        _ => None,
+    }
+}
+
+fn has_body(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+    })
+}
+
+/// When a blocking query that starts now ends: its wait plus up to wait/16 of jitter, as
+/// Consul adds, so that many watchers do not return together.
+fn deadline_of(b: Blocking) -> Instant {
+    let jitter = b.wait.as_millis() as u64 / 16;
+    Instant::now() + b.wait + Duration::from_millis(fastrand::u64(0..=jitter))
+}
+
+/// Holds a parked request until it can be answered: its bytes and the end of its wait, to
+/// replay; None if the client went away.
+async fn hold(state: &Shared, stream: &TcpStream, p: Parked) -> Option<(Vec<u8>, Instant)> {
+    state.borrow_mut().metrics.http_parked += 1;
+    let answer = wait_parked(state, stream, &p).await;
+    state.borrow_mut().metrics.http_parked -= 1;
+    answer.then_some((p.bytes, p.deadline))
 }
 
 /// Waits until the parked request can be answered (its data passed the client's index, or
@@ -296,13 +394,9 @@ fn replayable(tee: &[u8], req: &http::request::Parts) -> bool {
     let Ok(httparse::Status::Complete(len)) = parsed.parse(tee) else {
         return false;
     };
-    let body = parsed.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-    });
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
     len == tee.len()
-        && !body
+        && !has_body(parsed.headers)
         && parsed.method == Some(req.method.as_str())
         && parsed.path == Some(target)
 }
@@ -364,14 +458,8 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
         Err(r) => return r,
     };
     state.borrow_mut().metrics.http_requests += 1;
-    // A replayed request keeps the end of its wait; a new one gets its wait plus up to
-    // wait/16 of jitter, as Consul adds, so that many watchers do not return together.
-    let deadline = conn.resumed.take().or_else(|| {
-        blocking.map(|b| {
-            let jitter = b.wait.as_millis() as u64 / 16;
-            Instant::now() + b.wait + Duration::from_millis(fastrand::u64(0..=jitter))
-        })
-    });
+    // A replayed request keeps the end of its wait.
+    let deadline = conn.resumed.take().or_else(|| blocking.map(deadline_of));
     loop {
         let (listener, b, d) = {
             let mut s = state.borrow_mut();
