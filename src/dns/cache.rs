@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use super::responder::Transport;
 
 /// Most replies kept.
-pub const MAX_ENTRIES: usize = 4096;
+pub const MAX_ENTRIES: usize = 16_384;
 /// Bytes of keys and replies kept in all.
-pub const MAX_BYTES: usize = 1 << 20;
+pub const MAX_BYTES: usize = 4 << 20;
 /// Larger replies are built every time.
 pub const MAX_REPLY: usize = 1232;
 
