@@ -28,3 +28,4 @@ pub mod config;
 pub mod dns;
 pub mod http;
 pub mod manual;
+pub mod tls;

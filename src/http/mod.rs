@@ -11,4 +11,5 @@ pub mod json;
 pub mod request;
 pub mod routes;
 pub mod server;
+pub mod ui;
 pub mod watch;

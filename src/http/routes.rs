@@ -122,6 +122,11 @@ pub fn handle_cached(state: &mut State, req: &Request) -> Handled {
 /// Routes `req`. Unknown paths get 404, known paths with another method 405.
 pub fn handle(state: &mut State, req: &Request) -> Handled {
     let pretty = req.has("pretty");
+    if (req.method == Method::GET || req.method == Method::HEAD)
+        && let Some(page) = super::ui::asset(&req.path)
+    {
+        return page.into();
+    }
     let Some(rest) = req.path.strip_prefix("/v1/") else {
         return not_found(format!("no such API path: {}", req.path)).into();
     };
