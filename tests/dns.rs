@@ -446,6 +446,8 @@ fn recursor_forwarding_and_servfail() {
         "0",
         "-http-port",
         "-1",
+        "-https-port",
+        "-1",
         "-node",
         "up",
     ]);
@@ -485,7 +487,15 @@ fn recursor_forwarding_and_servfail() {
 #[test]
 fn dev_mode_serves_example_services() {
     require_dig();
-    let agent = Agent::start(&["-dev", "-dns-port", "0", "-http-port", "-1"]);
+    let agent = Agent::start(&[
+        "-dev",
+        "-dns-port",
+        "0",
+        "-http-port",
+        "-1",
+        "-https-port",
+        "0",
+    ]);
     let p = agent.port();
     assert_eq!(dig(p, &["web.service.consul"]).answers("A"), ["127.0.0.1"]);
     assert_eq!(

@@ -927,3 +927,92 @@ fn waiting_queries_are_parked_and_answered_on_their_own_connections() {
         "the first waited its second"
     );
 }
+
+/// Consul's ACL basics: with `acl.enabled`, writes need the management token (header or
+/// bearer); with `default_policy = "deny"` reads do too; a wrong token is refused; the status
+/// endpoints and the status page stay open.
+#[test]
+fn acl_tokens_guard_writes_and_with_deny_reads() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("conf"),
+        "acl.json",
+        r#"{"acl": {"enabled": true, "default_policy": "allow", "tokens": {"initial_management": "root-token"}}}"#,
+    );
+    let (agent, base) = start(tmp.path(), &[]);
+    let url = |p: &str| format!("{base}{p}");
+    let r = put(&base, "/v1/kv/a", "1");
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Permission denied"), "{}", r.body);
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "X-Consul-Token: nope",
+        "--data-binary",
+        "1",
+        &url("/v1/kv/a"),
+    ]);
+    assert_eq!((r.status, r.body.trim()), (403, "ACL not found"));
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "X-Consul-Token: root-token",
+        "--data-binary",
+        "1",
+        &url("/v1/kv/a"),
+    ]);
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    let r = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Authorization: Bearer root-token",
+        "--data-binary",
+        "2",
+        &url("/v1/kv/a"),
+    ]);
+    assert_eq!((r.status, r.body.as_str()), (200, "true"));
+    assert_eq!(
+        get(&base, "/v1/kv/a?raw").body,
+        "2",
+        "reads are open under allow"
+    );
+    assert_eq!(
+        put(&base, "/v1/agent/service/register", r#"{"Name": "x"}"#).status,
+        403
+    );
+    drop(agent);
+
+    // default_policy deny: reads need the token too; status and the page do not.
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("conf"),
+        "acl.json",
+        r#"{"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": "root-token"}}}"#,
+    );
+    let (_agent, base) = start(tmp.path(), &[]);
+    assert_eq!(get(&base, "/v1/catalog/services").status, 403);
+    assert_eq!(get(&base, "/v1/catalog/services?token=nope").status, 403);
+    assert_eq!(
+        get(&base, "/v1/catalog/services?token=root-token").status,
+        200
+    );
+    let r = curl(&[
+        "-H",
+        "X-Consul-Token: root-token",
+        &format!("{base}/v1/health/service/web"),
+    ]);
+    assert_eq!(r.status, 200);
+    assert_eq!(get(&base, "/v1/status/leader").status, 200);
+    assert_eq!(get(&base, "/").status, 200);
+    // A blocking query with the token still waits and answers.
+    let r = curl(&[
+        "-H",
+        "X-Consul-Token: root-token",
+        &format!("{base}/v1/kv/nothing?index=1&wait=300ms"),
+    ]);
+    assert_eq!(r.status, 404);
+}

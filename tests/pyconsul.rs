@@ -146,7 +146,15 @@ fn venv() -> PathBuf {
 #[test]
 fn py_consul_client_sees_a_consul_agent() {
     let python = venv();
-    let agent = Agent::start(&["-dev", "-dns-port", "0", "-http-port", "0"]);
+    let agent = Agent::start(&[
+        "-dev",
+        "-dns-port",
+        "0",
+        "-http-port",
+        "0",
+        "-https-port",
+        "-1",
+    ]);
     let http = agent.http.expect("HTTP listener");
     let out = run_bounded(
         Command::new(&python)

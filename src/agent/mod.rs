@@ -7,6 +7,7 @@ pub mod sync;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_io::Async;
@@ -21,6 +22,7 @@ use crate::config::{self, AgentConfig, AgentFlags, ConfigError, HostInfo};
 use crate::dns::responder::Responder;
 use crate::dns::server::{self, DnsShared};
 use crate::http::cache::ReadCache;
+use crate::http::server::{self as http_server, Scheme};
 use crate::http::watch::WatchHub;
 
 /// Why the agent could not start or had to stop.
@@ -43,6 +45,8 @@ pub enum AgentError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -65,6 +69,8 @@ pub struct State {
     /// The runner of this node's health checks (absent where nothing runs them, as in
     /// tests of the routes).
     checks: Option<Rc<Checks>>,
+    /// The HTTPS listener's TLS configuration; replaced on reload, read at each accept.
+    https: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Counters the metrics endpoint and the status page show.
@@ -172,6 +178,11 @@ impl State {
         reload(self, &flags, &host)
     }
 
+    /// The TLS configuration new HTTPS connections get.
+    pub fn https_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.https.clone()
+    }
+
     pub fn send_event(&self, e: AgentEvent) {
         if let Some(tx) = &self.events {
             let _ = tx.try_send(e);
@@ -209,6 +220,7 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         host: HostInfo::default(),
         events: None,
         checks: None,
+        https: None,
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -236,6 +248,11 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     if state.config.dns_addrs != new.dns_addrs {
         tracing::warn!("DNS addresses changed: take effect at the next restart");
     }
+    if state.https.is_some() {
+        // New certificates for new connections; open ones keep theirs. A bad file leaves
+        // the running ones in force, as any other config error does.
+        state.https = Some(https_config(&new)?);
+    }
     state.responder.set_settings(new.dns_settings());
     if let Some(checks) = &state.checks {
         checks.input(|r| r.set_enable_script_checks(Instant::now(), new.enable_script_checks));
@@ -243,6 +260,100 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     state.desired = desired;
     state.config = new;
     Ok(())
+}
+
+/// The HTTPS listener's TLS configuration: the configured certificate, or a self-signed one
+/// made once and kept in the data dir (made anew at each start in dev mode, which keeps
+/// nothing on disk); client certificates required with `verify_incoming`.
+pub fn https_config(c: &AgentConfig) -> Result<Arc<rustls::ServerConfig>, AgentError> {
+    use crate::tls;
+    let identity = match (&c.tls.cert_file, &c.tls.key_file) {
+        (Some(cert), Some(key)) => tls::load_identity(cert, key)?,
+        _ => {
+            let dir = c
+                .data_dir
+                .as_ref()
+                .filter(|_| !c.dev)
+                .map(|d| d.join("tls"));
+            let names = vec![
+                c.node_name.clone(),
+                "localhost".into(),
+                c.advertise_addr.to_string(),
+                "127.0.0.1".into(),
+                "::1".into(),
+            ];
+            match dir {
+                None => self_signed_identity(&names)?,
+                Some(dir) => {
+                    let (cert, key) = (dir.join("agent.crt.pem"), dir.join("agent.key.pem"));
+                    if !cert.exists() || !key.exists() {
+                        let (cert_pem, key_pem) = tls::self_signed(&names)?;
+                        write_private(&dir, &cert, cert_pem.as_bytes())?;
+                        write_private(&dir, &key, key_pem.as_bytes())?;
+                        tracing::info!("made a self-signed HTTPS certificate: {}", cert.display());
+                    }
+                    tls::load_identity(&cert, &key)?
+                }
+            }
+        }
+    };
+    if let Some(cert) = identity.cert.first() {
+        tracing::info!(
+            "HTTPS certificate SHA-256 fingerprint {}",
+            tls::fingerprint_sha256(cert)
+        );
+    }
+    let client_ca = match (&c.tls.ca_file, c.tls.verify_incoming) {
+        (Some(ca), true) => Some(tls::load_client_ca(ca)?),
+        _ => None,
+    };
+    Ok(tls::server_config(tls::Identity::new(identity), client_ca)?)
+}
+
+fn self_signed_identity(names: &[String]) -> Result<Arc<rustls::sign::CertifiedKey>, AgentError> {
+    use rustls_pki_types::pem::PemObject;
+    let (cert_pem, key_pem) = crate::tls::self_signed(names)?;
+    let cert = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes());
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes());
+    match (cert, key) {
+        (Ok(cert), Ok(key)) => crate::tls::identity_from_der(vec![cert], key).map_err(|m| {
+            AgentError::Tls(crate::tls::TlsError {
+                file: None,
+                message: m,
+            })
+        }),
+        _ => Err(AgentError::Tls(crate::tls::TlsError {
+            file: None,
+            message: "the self-signed certificate did not parse".into(),
+        })),
+    }
+}
+
+/// Writes a file only the agent's user can read (the private key lives here).
+fn write_private(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    data: &[u8],
+) -> Result<(), AgentError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| AgentError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|source| AgentError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.sync_all().map_err(err)
 }
 
 /// Creates the data dir if needed and checks that the agent can write there, so that a
@@ -276,6 +387,9 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
     let check_runner = checks::Checks::new(runner);
     initial.checks = Some(check_runner.clone());
     initial.sync_checks();
+    if initial.config.ports.https.is_some() {
+        initial.https = Some(https_config(&initial.config)?);
+    }
     let state = Rc::new(RefCell::new(initial));
     let ex: Rc<LocalExecutor<'static>> = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
@@ -309,7 +423,21 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 })?;
                 let local = listener.local_addr().unwrap_or(addr);
                 tracing::info!("HTTP listening on {local}");
-                ex.spawn(crate::http::server::serve(listener, state.clone(), ex.clone()))
+                ex.spawn(http_server::serve(listener, Scheme::Http, state.clone(), ex.clone()))
+                    .detach();
+            }
+        }
+        if let Some(port) = cfg.ports.https {
+            for ip in &cfg.https_addrs {
+                let addr = SocketAddr::new(*ip, port);
+                let listener = TcpListener::bind(addr).await.map_err(|source| AgentError::Bind {
+                    what: "HTTPS",
+                    addr,
+                    source,
+                })?;
+                let local = listener.local_addr().unwrap_or(addr);
+                tracing::info!("HTTPS listening on {local}");
+                ex.spawn(http_server::serve(listener, Scheme::Https, state.clone(), ex.clone()))
                     .detach();
             }
         }

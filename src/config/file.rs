@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub services: Option<Vec<ServiceFile>>,
     pub check: Option<CheckFile>,
     pub checks: Option<Vec<CheckFile>>,
+    pub tls: Option<TlsFile>,
+    pub acl: Option<AclFile>,
     /// outpost extension: an external node (a machine without an agent, as Consul's catalog
     /// API registers them). The services of files in the same directory belong to it.
     pub node: Option<NodeFile>,
@@ -120,4 +122,35 @@ pub struct NodeFile {
     pub datacenter: Option<String>,
     pub meta: Option<BTreeMap<String, String>>,
     pub tagged_addresses: Option<BTreeMap<String, String>>,
+}
+
+/// Consul's `tls` block; outpost reads its `defaults`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub defaults: Option<TlsDefaultsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsDefaultsFile {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub verify_incoming: Option<bool>,
+}
+
+/// Consul's `acl` block: one management token, and whether reads need it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclFile {
+    pub enabled: Option<bool>,
+    pub default_policy: Option<String>,
+    pub tokens: Option<AclTokensFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclTokensFile {
+    pub initial_management: Option<String>,
 }

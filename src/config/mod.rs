@@ -121,6 +121,26 @@ pub struct DnsConfig {
     pub recursor_timeout_ms: u64,
 }
 
+/// HTTPS settings from `tls.defaults`. With no certificate, the agent makes a self-signed
+/// one (kept in the data dir).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// CA certificates for client certificates (`verify_incoming`).
+    pub ca_file: Option<PathBuf>,
+    pub verify_incoming: bool,
+}
+
+/// ACL settings: when enabled, writes (and with `deny`, reads) need the management token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclSettings {
+    pub enabled: bool,
+    /// `default_policy = "deny"`: reads need the token too.
+    pub deny_by_default: bool,
+    pub management_token: String,
+}
+
 /// A service with its checks, ready for the catalog.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceDef {
@@ -155,6 +175,8 @@ pub struct AgentConfig {
     pub dns_addrs: Vec<IpAddr>,
     pub http_addrs: Vec<IpAddr>,
     pub https_addrs: Vec<IpAddr>,
+    pub tls: TlsSettings,
+    pub acl: AclSettings,
     pub recursors: Vec<SocketAddr>,
     pub dns: DnsConfig,
     pub retry_join: Vec<String>,

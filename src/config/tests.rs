@@ -360,3 +360,39 @@ mod props {
         }
     }
 }
+
+#[test]
+fn tls_and_acl_blocks_read_as_consul_writes_them() {
+    let c = build_one(
+        r#"{"ports": {"https": 8501},
+            "tls": {"defaults": {"cert_file": "/etc/o/s.crt", "key_file": "/etc/o/s.key",
+                                 "ca_file": "/etc/o/ca.crt", "verify_incoming": true}},
+            "acl": {"enabled": true, "default_policy": "deny",
+                    "tokens": {"initial_management": "s3cret"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.ports.https, Some(8501));
+    assert_eq!(c.tls.cert_file, Some(PathBuf::from("/etc/o/s.crt")));
+    assert!(c.tls.verify_incoming);
+    assert!(c.acl.enabled && c.acl.deny_by_default);
+    assert_eq!(c.acl.management_token, "s3cret");
+    let plain = build_one("{}").unwrap();
+    assert_eq!(plain.ports.https, None, "HTTPS is off unless asked for");
+    assert!(!plain.acl.enabled);
+}
+
+#[test]
+fn tls_and_acl_mistakes_point_at_the_culprit() {
+    let e = build_one(r#"{"tls": {"defaults": {"cert_file": "a.crt"}}}"#).unwrap_err();
+    assert_eq!(e.field, "tls.defaults.cert_file");
+    assert!(e.message.contains("key_file"), "{e}");
+    let e = build_one(r#"{"tls": {"defaults": {"verify_incoming": true}}}"#).unwrap_err();
+    assert!(e.message.contains("ca_file"), "{e}");
+    let e = build_one(r#"{"acl": {"enabled": true}}"#).unwrap_err();
+    assert_eq!((e.field.as_str(), e.line), ("acl.enabled", 1));
+    assert!(e.message.contains("initial_management"), "{e}");
+    let e = build_one(r#"{"acl": {"default_policy": "maybe"}}"#).unwrap_err();
+    assert!(e.message.contains("\"deny\""), "{e}");
+    let e = build_one(r#"{"tls": {"defaults": {"cert": "x"}}}"#).unwrap_err();
+    assert!(e.message.contains("unknown field"), "{e}");
+}

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile};
 use super::locate::{Step, locate};
 use super::{
-    AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports, ServiceDef,
-    Source, parse_duration, parse_source,
+    AclSettings, AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports,
+    ServiceDef, Source, TlsSettings, parse_duration, parse_source,
 };
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
 
@@ -158,6 +158,13 @@ pub fn build(
     let mut retry_join = Vec::new();
     let mut join = Vec::new();
     let mut node_meta = BTreeMap::new();
+    let mut cert_file = Setting::new();
+    let mut key_file = Setting::new();
+    let mut ca_file = Setting::new();
+    let mut verify_incoming = Setting::new();
+    let mut acl_enabled = Setting::new();
+    let mut acl_policy = Setting::new();
+    let mut acl_token = Setting::new();
     // Services and checks by scope (0 = this agent's node).
     let mut services: Vec<(usize, &ServiceFile, At)> = Vec::new();
     let mut checks: Vec<(usize, &CheckFile, At)> = Vec::new();
@@ -212,6 +219,24 @@ pub fn build(
             }
             for (k, v) in d.service_ttl.iter().flatten() {
                 service_ttl.push((k.clone(), v.clone(), at.key("service_ttl").key(k)));
+            }
+        }
+        if let Some(d) = c.tls.as_ref().and_then(|t| t.defaults.as_ref()) {
+            let at = root.key("tls").key("defaults");
+            cert_file.set(d.cert_file.clone(), at.key("cert_file"));
+            key_file.set(d.key_file.clone(), at.key("key_file"));
+            ca_file.set(d.ca_file.clone(), at.key("ca_file"));
+            verify_incoming.set(d.verify_incoming, at.key("verify_incoming"));
+        }
+        if let Some(a) = &c.acl {
+            let at = root.key("acl");
+            acl_enabled.set(a.enabled, at.key("enabled"));
+            acl_policy.set(a.default_policy.clone(), at.key("default_policy"));
+            if let Some(t) = &a.tokens {
+                acl_token.set(
+                    t.initial_management.clone(),
+                    at.key("tokens").key("initial_management"),
+                );
             }
         }
         retry_join.extend(c.retry_join.iter().flatten().cloned());
@@ -381,7 +406,15 @@ pub fn build(
         "serf-lan-port",
         "server-port",
     ];
-    let defaults = [Some(8600), Some(8500), None, Some(8301), Some(8300)];
+    // Dev mode serves the API and the status page over HTTPS too (self-signed).
+    let https_default = dev.then_some(8501);
+    let defaults = [
+        Some(8600),
+        Some(8500),
+        https_default,
+        Some(8301),
+        Some(8300),
+    ];
     let mut port_values = [None; 5];
     for i in 0..5 {
         port_values[i] = match ports[i].value {
@@ -503,6 +536,59 @@ pub fn build(
         }
     };
     let enable_script_checks = script_checks.value.unwrap_or(false);
+
+    // ---- TLS and ACL ----
+    let file_path = |s: &Setting<String>,
+                     flag: &str|
+     -> Result<Option<std::path::PathBuf>, ConfigError> {
+        match &s.value {
+            Some(v) if v.trim().is_empty() => Err(s.err(flag, "is empty: expected a file path")),
+            v => Ok(v.as_ref().map(std::path::PathBuf::from)),
+        }
+    };
+    let tls = TlsSettings {
+        cert_file: file_path(&cert_file, "tls.defaults.cert_file")?,
+        key_file: file_path(&key_file, "tls.defaults.key_file")?,
+        ca_file: file_path(&ca_file, "tls.defaults.ca_file")?,
+        verify_incoming: verify_incoming.value.unwrap_or(false),
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        let (s, flag, missing) = if tls.cert_file.is_some() {
+            (&cert_file, "tls.defaults.cert_file", "key_file")
+        } else {
+            (&key_file, "tls.defaults.key_file", "cert_file")
+        };
+        return Err(s.err(flag, format!("needs tls.defaults.{missing} too")));
+    }
+    if tls.verify_incoming && tls.ca_file.is_none() {
+        return Err(verify_incoming.err(
+            "tls.defaults.verify_incoming",
+            "needs tls.defaults.ca_file: the CA that client certificates must chain to",
+        ));
+    }
+    let acl_on = acl_enabled.value.unwrap_or(false);
+    let deny_by_default = match acl_policy.value.as_deref() {
+        None | Some("allow") => false,
+        Some("deny") => true,
+        Some(other) => {
+            return Err(acl_policy.err(
+                "acl.default_policy",
+                format!("{other:?}: expected \"allow\" or \"deny\""),
+            ));
+        }
+    };
+    let management_token = acl_token.value.clone().unwrap_or_default();
+    if acl_on && management_token.trim().is_empty() {
+        return Err(acl_enabled.err(
+            "acl.enabled",
+            "needs acl.tokens.initial_management: the token that writes (and, with default_policy \"deny\", reads) must carry",
+        ));
+    }
+    let acl = AclSettings {
+        enabled: acl_on,
+        deny_by_default,
+        management_token,
+    };
 
     for (i, j) in retry_join.iter().chain(join.iter()).enumerate() {
         if j.trim().is_empty() {
@@ -631,6 +717,8 @@ pub fn build(
         dns_addrs,
         http_addrs,
         https_addrs,
+        tls,
+        acl,
         recursors: recursor_addrs,
         dns: DnsConfig {
             node_ttl_s,

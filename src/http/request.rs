@@ -20,6 +20,8 @@ pub struct Request {
     /// Query parameters, decoded; a parameter given without a value maps to "".
     pub query: BTreeMap<String, String>,
     pub body: Vec<u8>,
+    /// The ACL token: `X-Consul-Token`, `Authorization: Bearer`, or `?token=`.
+    pub token: Option<String>,
 }
 
 /// `?index=N&wait=D`: wait until the data's index passes `index`, at most `wait`.
@@ -35,15 +37,44 @@ impl Request {
         let path = percent_encoding::percent_decode_str(raw_path)
             .decode_utf8_lossy()
             .into_owned();
-        let query = raw_query
+        let query: BTreeMap<String, String> = raw_query
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
+        let token = query.get("token").cloned();
         Request {
             method,
             path,
             query,
             body,
+            token,
         }
+    }
+
+    /// Takes the token from the request headers, as Consul reads them (`X-Consul-Token`,
+    /// else `Authorization: Bearer ...`), over a `?token=` parameter.
+    pub fn with_token_headers<'h>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Request {
+        let mut bearer = None;
+        for (name, value) in headers {
+            let Ok(v) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("x-consul-token") {
+                self.token = Some(v.trim().to_string());
+                return self;
+            }
+            if name.eq_ignore_ascii_case("authorization")
+                && let Some(t) = v.trim().strip_prefix("Bearer ")
+            {
+                bearer = Some(t.trim().to_string());
+            }
+        }
+        if bearer.is_some() {
+            self.token = bearer;
+        }
+        self
     }
 
     pub fn has(&self, param: &str) -> bool {

@@ -87,8 +87,32 @@ pub fn commit(state: &mut State, command: &Command) -> Result<u64, Reply> {
         .map_err(|e| bad_request(e.to_string()))
 }
 
+/// With ACLs enabled, a write needs the management token, and so does a read under
+/// `default_policy = "deny"`; the status page's files and `/v1/status/` are open to all, as
+/// in Consul. A wrong token is "ACL not found", a missing one "Permission denied"; both 403.
+pub fn authorize(state: &State, req: &Request) -> Result<(), Reply> {
+    let acl = &state.config.acl;
+    if !acl.enabled || req.path.starts_with("/v1/status/") || !req.path.starts_with("/v1/") {
+        return Ok(());
+    }
+    let read = req.method == Method::GET || req.method == Method::HEAD;
+    let token = req.token.as_deref().filter(|t| !t.is_empty());
+    match token {
+        Some(t) if t == acl.management_token => Ok(()),
+        Some(_) => Err(Reply::error(StatusCode::FORBIDDEN, "ACL not found")),
+        None if read && !acl.deny_by_default => Ok(()),
+        None => Err(Reply::error(
+            StatusCode::FORBIDDEN,
+            "Permission denied: this request needs a token (X-Consul-Token or Authorization: Bearer)",
+        )),
+    }
+}
+
 /// [`handle`], with reads served from and kept in the state's [`ReadCache`].
 pub fn handle_cached(state: &mut State, req: &Request) -> Handled {
+    if let Err(r) = authorize(state, req) {
+        return r.into();
+    }
     let Some(key) = ReadCache::key(req) else {
         return handle(state, req);
     };
@@ -121,6 +145,9 @@ pub fn handle_cached(state: &mut State, req: &Request) -> Handled {
 
 /// Routes `req`. Unknown paths get 404, known paths with another method 405.
 pub fn handle(state: &mut State, req: &Request) -> Handled {
+    if let Err(r) = authorize(state, req) {
+        return r.into();
+    }
     let pretty = req.has("pretty");
     if (req.method == Method::GET || req.method == Method::HEAD)
         && let Some(page) = super::ui::asset(&req.path)

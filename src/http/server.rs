@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use bytes::Bytes;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, FutureExt};
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -41,8 +41,24 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A TLS handshake must finish within this, or the connection is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Plain HTTP, or HTTPS with the agent's current TLS configuration (read at each accept, so
+/// a reload applies to new connections while open ones keep theirs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
 /// Accepts connections on `listener` forever, serving each on `ex`.
-pub async fn serve(listener: TcpListener, state: Shared, ex: Rc<LocalExecutor<'static>>) {
+pub async fn serve(
+    listener: TcpListener,
+    scheme: Scheme,
+    state: Shared,
+    ex: Rc<LocalExecutor<'static>>,
+) {
     let open = Rc::new(Cell::new(0usize));
     let limit = MAX_CONNECTIONS.min(fd_budget());
     loop {
@@ -61,11 +77,35 @@ pub async fn serve(listener: TcpListener, state: Shared, ex: Rc<LocalExecutor<'s
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let tls = match scheme {
+            Scheme::Http => None,
+            Scheme::Https => match state.borrow().https_config() {
+                Some(c) => Some(futures_rustls::TlsAcceptor::from(c)),
+                None => {
+                    tracing::warn!("HTTPS connection from {peer} closed: no TLS configuration");
+                    continue;
+                }
+            },
+        };
         open.set(open.get() + 1);
         let open = open.clone();
         let state = state.clone();
         ex.spawn(async move {
-            serve_connection(stream, state).await;
+            match tls {
+                None => serve_connection(stream.clone(), stream, state).await,
+                Some(acceptor) => {
+                    let handshake =
+                        async { Some(acceptor.accept(stream.clone()).await) }.or(async {
+                            Timer::after(HANDSHAKE_TIMEOUT).await;
+                            None
+                        });
+                    match handshake.await {
+                        Some(Ok(tls)) => serve_connection(tls, stream, state).await,
+                        Some(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        None => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                }
+            }
             open.set(open.get() - 1);
         })
         .detach();
@@ -118,16 +158,17 @@ struct Parked {
     bytes: Vec<u8>,
 }
 
-/// The socket as hyper sees it: replayed bytes first, and every byte read is also kept in
-/// [`Conn::tee`] (up to [`MAX_PARKED_REQUEST`]).
-struct TeeIo {
-    stream: TcpStream,
+/// The connection as hyper sees it: replayed bytes first, and every byte read is also kept
+/// in [`Conn::tee`] (up to [`MAX_PARKED_REQUEST`]). `S` is the TCP stream or the TLS stream
+/// over it, shared with the driver, which keeps it while a request is parked.
+struct TeeIo<S> {
+    stream: Rc<RefCell<S>>,
     replay: Vec<u8>,
     at: usize,
     conn: Rc<Conn>,
 }
 
-impl AsyncRead for TeeIo {
+impl<S: AsyncRead + Unpin> AsyncRead for TeeIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -144,7 +185,7 @@ impl AsyncRead for TeeIo {
             }
             n
         } else {
-            match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            match Pin::new(&mut *this.stream.borrow_mut()).poll_read(cx, buf) {
                 Poll::Ready(Ok(n)) => n,
                 other => return other,
             }
@@ -164,22 +205,22 @@ impl AsyncRead for TeeIo {
     }
 }
 
-impl AsyncWrite for TeeIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for TeeIo<S> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         self.conn.wrote.set(true);
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.stream.borrow_mut()).poll_flush(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_close(cx)
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)
     }
 }
 
@@ -187,7 +228,14 @@ impl AsyncWrite for TeeIo {
 /// query that has to wait is parked: hyper's connection is dropped, the request waits with
 /// just its bytes, and when it can be answered the bytes are replayed into a new hyper
 /// connection on the same socket.
-async fn serve_connection(stream: TcpStream, state: Shared) {
+///
+/// `socket` is the TCP socket under `stream` (the same one for plain HTTP): while parked,
+/// the driver watches it for the client going away.
+async fn serve_connection<S>(stream: S, socket: TcpStream, state: Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let stream = Rc::new(RefCell::new(stream));
     let conn = Rc::new(Conn::default());
     // The first request's head is read here, so that a blocking query that has to wait
     // parks before hyper's connection (and its buffers) is ever built.
@@ -195,7 +243,7 @@ async fn serve_connection(stream: TcpStream, state: Shared) {
         return;
     };
     if let Some(p) = parkable(&state, &replay) {
-        match hold(&state, &stream, p).await {
+        match hold(&state, &socket, p).await {
             Some((bytes, deadline)) => {
                 conn.resumed.set(Some(deadline));
                 replay = bytes;
@@ -241,7 +289,7 @@ async fn serve_connection(stream: TcpStream, state: Shared) {
         .await;
         let Some(p) = outcome else { return };
         *conn.tee.borrow_mut() = Vec::new();
-        let Some((bytes, deadline)) = hold(&state, &stream, p).await else {
+        let Some((bytes, deadline)) = hold(&state, &socket, p).await else {
             return;
         };
         conn.resumed.set(Some(deadline));
@@ -252,13 +300,16 @@ async fn serve_connection(stream: TcpStream, state: Shared) {
 /// Reads a connection's first request head (and whatever came with it), up to
 /// [`MAX_PARKED_REQUEST`] bytes or until [`HEADER_TIMEOUT`]; None if the client closed or
 /// stalled.
-async fn read_first_head(stream: &TcpStream) -> Option<Vec<u8>> {
+async fn read_first_head<S: AsyncRead + Unpin>(stream: &Rc<RefCell<S>>) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let mut chunk = [0u8; 1024];
-    let mut reader = stream.clone();
     let read = async {
         loop {
-            let n = reader.read(&mut chunk).await.ok()?;
+            let n = futures_lite::future::poll_fn(|cx| {
+                Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut chunk)
+            })
+            .await
+            .ok()?;
             if n == 0 {
                 return None;
             }
@@ -299,7 +350,8 @@ fn parkable(state: &Shared, bytes: &[u8]) -> Option<Parked> {
         Some((p, q)) => (p, Some(q)),
         None => (parsed.path?, None),
     };
-    let req = Request::new(method, path, query, Vec::new());
+    let req = Request::new(method, path, query, Vec::new())
+        .with_token_headers(parsed.headers.iter().map(|h| (h.name, h.value)));
     let blocking = req.blocking().ok()??;
     let deadline = deadline_of(blocking);
     let mut s = state.borrow_mut();
@@ -452,6 +504,12 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
         parts.uri.path(),
         parts.uri.query(),
         body.to_vec(),
+    )
+    .with_token_headers(
+        parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
     let blocking = match req.blocking() {
         Ok(b) => b,
