@@ -232,9 +232,16 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
 /// running config stays in force and the error is returned for logging.
 pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<(), AgentError> {
     let new = config::load(flags, host)?;
+    // Everything that can fail is done before anything is applied: new certificates for new
+    // connections (open ones keep theirs); a bad file leaves the running ones in force.
+    let https = match state.https {
+        Some(_) => Some(https_config(&new)?),
+        None => None,
+    };
     let desired = sync::Desired::from_config(&new);
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
+    state.https = https;
     for (what, old, newv) in [
         ("dns port", state.config.ports.dns, new.ports.dns),
         ("http port", state.config.ports.http, new.ports.http),
@@ -247,11 +254,6 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     }
     if state.config.dns_addrs != new.dns_addrs {
         tracing::warn!("DNS addresses changed: take effect at the next restart");
-    }
-    if state.https.is_some() {
-        // New certificates for new connections; open ones keep theirs. A bad file leaves
-        // the running ones in force, as any other config error does.
-        state.https = Some(https_config(&new)?);
     }
     state.responder.set_settings(new.dns_settings());
     if let Some(checks) = &state.checks {
