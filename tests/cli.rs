@@ -12,6 +12,8 @@ fn run(http: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env_remove("OUTPOST_HTTP_ADDR")
+        .env_remove("OUTPOST_HTTP_TOKEN")
+        .env_remove("CONSUL_HTTP_TOKEN")
         .env("CONSUL_HTTP_ADDR", http)
         .output()
         .expect("run outpost");
@@ -152,4 +154,41 @@ fn members_catalog_services_kv_info_reload_and_leave() {
         err.contains("Error querying agent") && err.contains(h),
         "{err}"
     );
+}
+
+#[test]
+fn the_token_comes_from_the_flag_or_consuls_environment_variable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("conf");
+    write(
+        &conf,
+        "acl.json",
+        r#"{"acl": {"enabled": true, "tokens": {"initial_management": "t0k"}}}"#,
+    );
+    let agent = Agent::start_box1(&tmp.path().join("data"), &conf, &[]);
+    let http = agent.http.unwrap().to_string();
+    let (good, _, err) = run(&http, &["kv", "put", "k", "v"]);
+    assert!(!good);
+    assert!(
+        err.contains("403") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(&http, &["kv", "put", "-token", "t0k", "k", "v"]),
+        "Success! Data written to: k\n"
+    );
+    let out = Command::new(bin())
+        .args(["kv", "put", "k", "w"])
+        .env_remove("OUTPOST_HTTP_ADDR")
+        .env_remove("OUTPOST_HTTP_TOKEN")
+        .env("CONSUL_HTTP_ADDR", &http)
+        .env("CONSUL_HTTP_TOKEN", "t0k")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ok(&http, &["kv", "get", "k"]), "w\n");
 }

@@ -19,9 +19,20 @@ pub struct ApiFlags {
     /// The agent's HTTP API address (host:port or http://host:port).
     #[arg(long = "http-addr", value_name = "ADDR")]
     pub http_addr: Option<String>,
+    /// ACL token (else `OUTPOST_HTTP_TOKEN`, else `CONSUL_HTTP_TOKEN`).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 impl ApiFlags {
+    pub fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| std::env::var("OUTPOST_HTTP_TOKEN").ok())
+            .or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok())
+            .filter(|t| !t.is_empty())
+    }
+
     pub fn base(&self) -> String {
         let addr = self
             .http_addr
@@ -136,7 +147,10 @@ fn call(api: &ApiFlags, method: &str, path: &str, body: Vec<u8>) -> Result<(u16,
     let req = ClientRequest {
         method: method.into(),
         url: url.clone(),
-        headers: Vec::new(),
+        headers: api
+            .token()
+            .map(|t| vec![("X-Consul-Token".to_string(), t)])
+            .unwrap_or_default(),
         body: Bytes::from(body),
         timeout: Duration::from_secs(30),
         max_body: 64 << 20,
@@ -403,11 +417,14 @@ mod tests {
     fn the_api_address_comes_from_flag_then_environment() {
         let f = ApiFlags {
             http_addr: Some("10.0.0.1:8500".into()),
+            token: None,
         };
         assert_eq!(f.base(), "http://10.0.0.1:8500");
         let f = ApiFlags {
             http_addr: Some("http://box:1/".into()),
+            token: Some("t".into()),
         };
+        assert_eq!(f.token().as_deref(), Some("t"));
         assert_eq!(f.base(), "http://box:1");
     }
 
