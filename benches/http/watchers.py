@@ -2,6 +2,10 @@
 """Parks N blocking queries on one HTTP server and measures what they cost it.
 
 usage: watchers.py --port PORT --pid PID --n N --path /v1/kv/bench [--write VALUE]
+                   [--watch-port PORT --tls]
+
+The watchers connect to --watch-port (default --port), over TLS with --tls (certificate not
+verified: loopback benchmark); the index read and the write use plain HTTP on --port.
 
 1. reads PATH once for its X-Consul-Index;
 2. reads the server's RSS (/proc/PID/status VmRSS) idle;
@@ -22,6 +26,7 @@ import asyncio
 import base64
 import json
 import resource
+import ssl
 import subprocess
 import sys
 import time
@@ -85,10 +90,11 @@ class Watcher:
         self.error = None
 
 
-async def watch(port, target, gate, w):
+async def watch(port, target, gate, w, tls):
     try:
         async with gate:
-            reader, w.writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), IO_TIMEOUT)
+            reader, w.writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port, ssl=tls), IO_TIMEOUT)
             w.writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
             await w.writer.drain()
         w.reply = await read_reply(reader)
@@ -108,25 +114,31 @@ async def main(a):
     if status != 200 or index <= 0:
         sys.exit(f"watchers.py: GET {a.path} gave {status} with X-Consul-Index {index}: expected 200 and an index")
     rss_idle = rss_kib(a.pid)
-    base = server_sockets(a.port)[0]
+    watch_port = a.watch_port or a.port
+    tls = None
+    if a.tls:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    base = server_sockets(watch_port)[0]
 
     target = f"{a.path}?index={index}&wait=5m"
     gate = asyncio.Semaphore(CONNECTING)
     ws = [Watcher() for _ in range(a.n)]
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(watch(a.port, target, gate, w)) for w in ws]
+    tasks = [asyncio.create_task(watch(watch_port, target, gate, w, tls)) for w in ws]
 
     # Held: all accepted and read by the server, none answered.
     deadline = time.monotonic() + HELD_TIMEOUT
     while True:
         await asyncio.sleep(0.25)
-        est, unread, backlog = server_sockets(a.port)
+        est, unread, backlog = server_sockets(watch_port)
         errors = [w.error for w in ws if w.error]
         if errors or (est - base >= a.n and unread == 0 and backlog == 0) or time.monotonic() > deadline:
             break
     opened_s = time.monotonic() - t0
     await asyncio.sleep(SETTLE)
-    est, unread, backlog = server_sockets(a.port)
+    est, unread, backlog = server_sockets(watch_port)
     rss_held = rss_kib(a.pid)
     answered_early = sum(1 for w in ws if w.reply is not None)
     errors = [w.error for w in ws if w.error]
@@ -176,4 +188,6 @@ if __name__ == "__main__":
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--path", required=True)
     p.add_argument("--write", help="value to PUT once all are held; then all must return it")
+    p.add_argument("--watch-port", type=int, help="the port the watchers use (default --port)")
+    p.add_argument("--tls", action="store_true", help="watchers connect with TLS")
     sys.exit(asyncio.run(main(p.parse_args())))
