@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages build-essential pkg-config git bind9-dnsutils curl python3-venv
+ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv
 ensure_rust
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings

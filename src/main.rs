@@ -1,6 +1,7 @@
 //! The `outpost` command: parses Consul-style flags, turns every error into a message that
 //! names its culprit, and hands over to the agent.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use outpost::agent;
 use outpost::cli::{self, ApiFlags, CatalogCmd, KvCmd, ServicesCmd};
 use outpost::config::{self, AgentFlags};
+use outpost::tls::{HttpsServer, ServeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -64,8 +66,30 @@ enum Cmd {
         #[command(flatten)]
         api: ApiFlags,
     },
+    /// Serve a directory over HTTPS (GET and HEAD of files, directory listings) until
+    /// SIGINT or SIGTERM; without -cert and -key, with a new self-signed certificate.
+    ServeTls(ServeTlsFlags),
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct ServeTlsFlags {
+    /// The directory to serve.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Certificate chain (PEM, the server's certificate first); needs -key.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Private key of -cert (PEM, unencrypted).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (PEM).
+    #[arg(long = "client-ca", value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Address to listen on (IP:PORT; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:1443")]
+    addr: String,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +108,7 @@ fn main() -> ExitCode {
         Cmd::Reload { api } => print(cli::reload(&api)),
         Cmd::Leave { api } => print(cli::leave(&api)),
         Cmd::Info { api } => print(cli::info(&api)),
+        Cmd::ServeTls(flags) => serve_tls(flags),
         Cmd::Version => {
             println!(
                 "outpost v{} (revision {})",
@@ -174,6 +199,89 @@ fn keygen() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `outpost serve-tls`: checks every file before listening, prints where it serves, and
+/// serves until SIGINT or SIGTERM. Errors are one line on stderr and exit 1.
+fn serve_tls(flags: ServeTlsFlags) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("outpost: serve-tls: {msg}");
+        ExitCode::FAILURE
+    };
+    let Ok(addr) = flags.addr.parse::<SocketAddr>() else {
+        return fail(format!(
+            "-addr {:?}: expected IP:PORT, such as 0.0.0.0:1443 or [::1]:8443",
+            flags.addr
+        ));
+    };
+    // Registered before serving, so a signal right after the "serving" line is not lost.
+    let mut signals =
+        match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot handle SIGINT and SIGTERM: {e}")),
+        };
+    init_logging("warn");
+    let mut opts = ServeOptions::new(&flags.dir, PathBuf::new(), PathBuf::new());
+    opts.client_ca = flags.client_ca;
+    opts.addr = addr;
+    let started = match (flags.cert, flags.key) {
+        (Some(cert), Some(key)) => {
+            opts.cert = cert;
+            opts.key = key;
+            HttpsServer::start(opts)
+        }
+        (Some(cert), None) => {
+            return fail(format!(
+                "-cert {} needs -key FILE too (or neither, for a self-signed certificate)",
+                cert.display()
+            ));
+        }
+        (None, Some(key)) => {
+            return fail(format!(
+                "-key {} needs -cert FILE too (or neither, for a self-signed certificate)",
+                key.display()
+            ));
+        }
+        (None, None) => {
+            let names = self_signed_names();
+            HttpsServer::start_self_signed(opts, &names).inspect(|server| {
+                println!("self-signed certificate for {}", names.join(", "));
+                println!("SHA-256 fingerprint: {}", server.fingerprint_sha256());
+            })
+        }
+    };
+    let server = match started {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    println!(
+        "serving {} on https://{}",
+        flags.dir.display(),
+        server.addr()
+    );
+    let signal = smol::block_on(futures_lite::StreamExt::next(&mut signals));
+    drop(server);
+    if let Some(Ok(sig)) = signal {
+        eprintln!("outpost: serve-tls: stopped by {sig:?}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The names a self-signed certificate is for: this host's name (when it is a usable DNS
+/// name), `localhost`, `127.0.0.1` and `::1`.
+fn self_signed_names() -> Vec<String> {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let usable = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let mut names = Vec::new();
+    if usable && host != "localhost" {
+        names.push(host);
+    }
+    names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+    names
 }
 
 fn init_logging(level: &str) {

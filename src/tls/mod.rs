@@ -13,6 +13,12 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::{self, PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod files;
+pub mod serve;
+pub mod testing;
+
+pub use serve::{HttpsServer, ServeError, ServeOptions};
+
 /// A TLS problem, naming the file (or what was being built) and what is wrong.
 #[derive(Debug)]
 pub struct TlsError {
@@ -53,10 +59,42 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Reads a file of PEM sections, refusing what cannot be right before parsing.
+/// Largest PEM file read: a chain or a CA bundle is tens of KiB; Mozilla's whole root store
+/// is about 200 KiB.
+pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// Reads a file of PEM sections (at most [`MAX_PEM_BYTES`]), refusing what cannot be right
+/// before parsing.
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| TlsError::file(path, format!("cannot read the {what}: {e}")))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| TlsError::file(path, format!("cannot read the {what}: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if file.metadata().map_err(cannot)?.is_dir() {
+        return Err(TlsError::file(
+            path,
+            format!("this is a directory, not the {what} file"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::file(
+            path,
+            format!("the {what} file is over {MAX_PEM_BYTES} bytes: not a PEM file"),
+        ));
+    }
+    // DER starts with an ASN.1 SEQUENCE whose length (over 127 bytes for any certificate
+    // or key) takes 1-3 more bytes: 0x30 0x81..=0x83, which no text file starts with.
+    if bytes.first() == Some(&0x30) && matches!(bytes.get(1), Some(0x81..=0x83)) {
+        return Err(TlsError::file(
+            path,
+            format!(
+                "the {what} looks like binary DER: give it as PEM (openssl x509 -inform der -in FILE -out FILE.pem, or openssl pkey -inform der for a key)"
+            ),
+        ));
+    }
     let text = String::from_utf8_lossy(&bytes);
     if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(TlsError::file(
@@ -279,6 +317,18 @@ mod tests {
         );
         let e = load_certs(&bad).unwrap_err().to_string();
         assert!(e.contains("bad.pem") && e.contains("malformed"), "{e}");
+        let dir = load_certs(tmp.path()).unwrap_err().to_string();
+        assert!(dir.contains("directory"), "{dir}");
+        let big = tmp.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; MAX_PEM_BYTES as usize + 1]).unwrap();
+        let e = load_certs(&big).unwrap_err().to_string();
+        assert!(e.contains("big.pem") && e.contains("over"), "{e}");
+        let der = tmp.path().join("cert.der");
+        let (cert, _) = self_signed(&["localhost".into()]).unwrap();
+        let cert = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        std::fs::write(&der, cert.as_ref()).unwrap();
+        let e = load_certs(&der).unwrap_err().to_string();
+        assert!(e.contains("cert.der") && e.contains("DER"), "{e}");
         let enc = write(
             tmp.path(),
             "enc.pem",
