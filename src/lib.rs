@@ -15,6 +15,9 @@
 //!   checks and the CLI use.
 //! - [`checks`]: [`checks::runner`] decides which health check runs when and what a result
 //!   means (pure); [`checks::probe`] runs the HTTP, TCP and script probes.
+//! - [`tls`]: the one rustls server configuration builder, certificates (PEM files,
+//!   self-signed, swapped on reload), and [`tls::HttpsServer`], an HTTPS file server to
+//!   spawn in a test (with [`tls::testing`] making the certificates).
 //! - [`cli`]: the commands that talk to a running agent, printing as Consul's CLI does.
 //! - [`agent`]: wires it together on the smol executor: sockets, checks, reload on SIGHUP,
 //!   shutdown.
