@@ -56,6 +56,17 @@
 //! group so a timeout kills everything they started) and writes only changed results to the
 //! catalog as commands, so a check that stays passing costs no write and wakes no watcher.
 //!
+//! # TLS: one builder, one provider, certificates swapped not restarted
+//!
+//! Every HTTPS server (the agent's port 8501, `serve-tls`, the server tests spawn) gets its
+//! `rustls::ServerConfig` from `tls::server_config`: aws-lc-rs (the provider str0m needs
+//! too, so the binary holds one crypto library), TLS 1.2 and 1.3 only, HTTP/1.1 by ALPN.
+//! PEM files are checked before anything listens (a key that does not match its
+//! certificate is an error naming the file, not a handshake failure later). The agent
+//! reads its TLS configuration at each accept, so SIGHUP replaces it for new connections
+//! while open ones keep their session; a parked blocking query keeps its TLS session
+//! and only drops hyper's buffers.
+//!
 //! # External nodes in config dirs
 //!
 //! Consul registers machines without an agent through its catalog API. outpost also lets a
