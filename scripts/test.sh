@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every check and test of outpost: formatting, clippy, unit, property and integration
-# tests (the real binary against dig, curl, its own CLI and py-consul). Installs missing
-# packages first.
+# tests (the real binary against dig, curl, openssl, its own CLI, py-consul and headless
+# Chromium). Installs missing packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv
+ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv chromium
+# Node.js for the status page's browser test (playwright-core); any installed node will do.
+command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -1,5 +1,10 @@
 //! The status page: embedded files (no CDN; it works offline on a LAN), served at `/` and
 //! under `/ui/` by the same API server, plain or TLS.
+//!
+//! `index.html` is self-contained (its CSS and script inline), because the same page answers
+//! at `/`, `/ui` and `/ui/`, where a relative file name would resolve to different paths; its
+//! script finds the API from its own location, so it also works behind a path prefix. It
+//! reads Consul's API with blocking queries and builds the page from text nodes only.
 
 use http::StatusCode;
 
@@ -31,4 +36,66 @@ pub fn asset(path: &str) -> Option<Reply> {
         index: None,
         allow: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> String {
+        String::from_utf8(asset("/").unwrap().body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_page_answers_at_the_root_and_under_ui() {
+        for path in ["/", "/ui", "/ui/", "/ui/index.html"] {
+            let r = asset(path).unwrap();
+            assert_eq!(r.status, StatusCode::OK, "{path}");
+            assert_eq!(r.content_type, "text/html; charset=utf-8", "{path}");
+            assert!(r.body.starts_with(b"<!doctype html>"), "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_files_under_ui_are_404_and_other_paths_are_not_the_pages() {
+        let r = asset("/ui/nosuch.js").unwrap();
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            asset("/ui/../index.html").unwrap().status,
+            StatusCode::NOT_FOUND
+        );
+        for path in ["/v1/agent/self", "/uix", "/favicon.ico", "/index.html", ""] {
+            assert!(asset(path).is_none(), "{path}");
+        }
+    }
+
+    /// Small, self-contained (nothing fetched from elsewhere: it works offline on a LAN),
+    /// and no API text is ever parsed as markup.
+    #[test]
+    fn the_page_is_small_offline_and_builds_no_markup_from_strings() {
+        let p = page();
+        assert!(p.len() < 30 * 1024, "the page is {} bytes", p.len());
+        for bad in [
+            "http://",
+            "https://",
+            "src=\"//",
+            "href=\"//",
+            "@import",
+            "url(",
+        ] {
+            let ok = p
+                .match_indices(bad)
+                .all(|(i, _)| p[..i].ends_with("xmlns='"));
+            assert!(ok, "the page refers to something outside itself: {bad}");
+        }
+        for bad in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
+            assert!(!p.contains(bad), "the page uses {bad}");
+        }
+    }
 }
