@@ -129,6 +129,29 @@ fn self_signed_certificate_is_made_once_kept_and_serves_tls_1_2_and_1_3_only() {
         out.contains("alert") && !out.contains("no protocols available"),
         "TLS 1.1 not refused by the server: {out}"
     );
+    // The CLI over HTTPS: with the agent's certificate as its CA, and not without.
+    let cli = |extra: &[&str]| {
+        Command::new(common::bin())
+            .args([
+                "members",
+                "-http-addr",
+                &format!("https://127.0.0.1:{port}"),
+            ])
+            .args(extra)
+            .env_remove("CONSUL_CACERT")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["-ca-file", cert.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("box1"));
+    let out = cli(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"));
     let pem = std::fs::read(&cert).unwrap();
     drop(agent);
     // A restart keeps the same certificate.

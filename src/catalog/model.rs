@@ -146,4 +146,6 @@ pub struct CheckDefinition {
     pub timeout_ms: u64,
     pub ttl_ms: u64,
     pub deregister_critical_service_after_ms: u64,
+    /// For an `https://` check: accept any certificate (Consul's `tls_skip_verify`).
+    pub tls_skip_verify: bool,
 }

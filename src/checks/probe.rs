@@ -28,7 +28,8 @@ pub async fn run_probe(probe: Probe) -> ProbeResult {
             method,
             headers,
             timeout,
-        } => http(url, method, headers, timeout, max).await,
+            tls_skip_verify,
+        } => http(url, method, headers, timeout, tls_skip_verify, max).await,
         ProbeKind::Tcp { addr, timeout } => tcp(&addr, timeout).await,
         ProbeKind::Script { args, timeout } => script(&args, timeout, max).await,
     }
@@ -59,6 +60,7 @@ async fn http(
     method: String,
     mut headers: Vec<(String, String)>,
     timeout: Duration,
+    tls_skip_verify: bool,
     max: usize,
 ) -> ProbeResult {
     // Consul's defaults, unless the definition sets them.
@@ -77,6 +79,7 @@ async fn http(
         body: Bytes::new(),
         timeout,
         max_body: max,
+        tls: tls_skip_verify.then(client::insecure_tls_config),
     };
     match client::request(req).await {
         Ok(resp) => {

@@ -100,6 +100,8 @@ pub enum ProbeKind {
         /// In the definition's order, a name repeated per value.
         headers: Vec<(String, String)>,
         timeout: Duration,
+        /// Accept any certificate of an `https://` URL.
+        tls_skip_verify: bool,
     },
     /// A TCP connect to `host:port`: connected is passing, anything else critical.
     Tcp { addr: String, timeout: Duration },
@@ -203,6 +205,7 @@ impl Plan {
                     .flat_map(|(n, vs)| vs.iter().map(move |v| (n.clone(), v.clone())))
                     .collect(),
                 timeout: timeout(DEFAULT_TIMEOUT),
+                tls_skip_verify: d.tls_skip_verify,
             }
         } else if !d.tcp.is_empty() {
             ProbeKind::Tcp {

@@ -22,6 +22,10 @@ pub struct ApiFlags {
     /// ACL token (else `OUTPOST_HTTP_TOKEN`, else `CONSUL_HTTP_TOKEN`).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// CA certificate (PEM) to verify an https:// agent with (else `CONSUL_CACERT`; by
+    /// default the system's CA bundle).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ApiFlags {
@@ -42,10 +46,27 @@ impl ApiFlags {
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| "127.0.0.1:8500".into());
         let addr = addr.trim_end_matches('/');
+        let ssl = std::env::var("CONSUL_HTTP_SSL").is_ok_and(|v| v == "true" || v == "1");
         if addr.contains("://") {
             addr.to_string()
+        } else if ssl {
+            format!("https://{addr}")
         } else {
             format!("http://{addr}")
+        }
+    }
+
+    /// How to verify an https:// agent: the CA file given, else the system's bundle.
+    fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        let ca = self
+            .ca_file
+            .clone()
+            .or_else(|| std::env::var_os("CONSUL_CACERT").map(PathBuf::from));
+        match ca {
+            None => Ok(None),
+            Some(path) => crate::http::client::tls_config_with_ca(&path)
+                .map(Some)
+                .map_err(|e| format!("Error loading the CA file: {e}")),
         }
     }
 }
@@ -154,6 +175,7 @@ fn call(api: &ApiFlags, method: &str, path: &str, body: Vec<u8>) -> Result<(u16,
         body: Bytes::from(body),
         timeout: Duration::from_secs(30),
         max_body: 64 << 20,
+        tls: api.tls()?,
     };
     let resp = block(request(req)).map_err(|e| format!("Error querying agent at {url}: {e}"))?;
     Ok((resp.status.as_u16(), resp.body))
@@ -418,11 +440,13 @@ mod tests {
         let f = ApiFlags {
             http_addr: Some("10.0.0.1:8500".into()),
             token: None,
+            ca_file: None,
         };
         assert_eq!(f.base(), "http://10.0.0.1:8500");
         let f = ApiFlags {
             http_addr: Some("http://box:1/".into()),
             token: Some("t".into()),
+            ca_file: None,
         };
         assert_eq!(f.token().as_deref(), Some("t"));
         assert_eq!(f.base(), "http://box:1");

@@ -112,6 +112,7 @@ pub struct CheckFile {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub deregister_critical_service_after: Option<String>,
+    pub tls_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -954,6 +954,7 @@ fn check_def(
             timeout_ms,
             ttl_ms,
             deregister_critical_service_after_ms: dereg,
+            tls_skip_verify: c.tls_skip_verify.unwrap_or(false),
         },
     })
 }

@@ -1,10 +1,12 @@
 //! A small HTTP/1.1 client on hyper and smol, for HTTP health checks and the CLI: one request
-//! per connection, bounded in time (one total timeout) and memory (a response body limit).
+//! per connection, bounded in time (one total timeout) and memory (a response body limit);
+//! `https://` over rustls, verifying against the system's CA bundle unless told otherwise.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_io::Timer;
@@ -22,7 +24,7 @@ const READ_BUF_MAX: usize = 64 * 1024;
 
 /// One request to send. Header names and values, the method and the URL are checked when the
 /// request is sent, so a bad one comes back as a [`ClientError`] naming it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ClientRequest {
     /// Such as `GET` or `PUT`; any HTTP token is accepted.
     pub method: String,
@@ -37,6 +39,8 @@ pub struct ClientRequest {
     pub timeout: Duration,
     /// Most response body bytes read; the rest is not read, and the response says it was cut.
     pub max_body: usize,
+    /// For `https://` URLs: how to verify the server (default: the system's CA bundle).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ClientRequest {
@@ -49,7 +53,110 @@ impl ClientRequest {
             body: Bytes::new(),
             timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
+            tls: None,
         }
+    }
+}
+
+/// Where the system's CA certificates are: `SSL_CERT_FILE`, else Debian's and Yocto's bundle.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A TLS client trusting `roots` (TLS 1.2 and 1.3, ALPN http/1.1).
+pub fn tls_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let mut c = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("the provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+/// A TLS client trusting the CA certificates in `path` (PEM): for a server with a
+/// self-signed or private-CA certificate, such as an agent's.
+pub fn tls_config_with_ca(
+    path: &std::path::Path,
+) -> Result<Arc<rustls::ClientConfig>, crate::tls::TlsError> {
+    Ok(tls_config(crate::tls::load_client_ca(path)?))
+}
+
+/// A TLS client trusting the system's CA bundle (empty if there is none), made once.
+pub fn system_tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let path = std::env::var_os("SSL_CERT_FILE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| CA_BUNDLE.into());
+            let mut roots = rustls::RootCertStore::empty();
+            if let Ok(certs) = crate::tls::load_certs(&path) {
+                roots.add_parsable_certificates(certs);
+            }
+            tls_config(roots)
+        })
+        .clone()
+}
+
+/// A TLS client that accepts any server certificate (Consul's `tls_skip_verify` for
+/// checks): the connection is encrypted, the server unauthenticated.
+pub fn insecure_tls_config() -> Arc<rustls::ClientConfig> {
+    let provider = crate::tls::provider();
+    let mut c = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("the provider supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+/// Accepts every certificate, still checking that the handshake is signed by its key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -90,8 +197,8 @@ impl fmt::Display for Stage {
 pub enum ClientError {
     #[error("bad URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("{url:?}: https is not supported yet (TLS comes later); use an http:// URL")]
-    HttpsUnsupported { url: String },
+    #[error("TLS with {addr}: {source}")]
+    Tls { addr: SocketAddr, source: io::Error },
     #[error("bad HTTP method {method:?}: expected a token such as GET, HEAD, POST or PUT")]
     BadMethod { method: String },
     #[error("bad header {name:?}: {reason}")]
@@ -117,7 +224,10 @@ pub async fn request(req: ClientRequest) -> Result<ClientResponse, ClientError> 
     let http_req = build(&req, &target)?;
     let stage = Cell::new(Stage::Resolving);
     let timeout = req.timeout;
-    let work = exchange(&target, http_req, req.max_body, &stage);
+    let tls = target
+        .https
+        .then(|| req.tls.clone().unwrap_or_else(system_tls_config));
+    let work = exchange(&target, http_req, req.max_body, tls, &stage);
     let expire = async {
         Timer::after(timeout).await;
         Err(ClientError::Timeout {
@@ -138,6 +248,7 @@ struct Target {
     authority: String,
     /// Origin form: `/path?query`.
     path: String,
+    https: bool,
 }
 
 impl Target {
@@ -149,17 +260,15 @@ impl Target {
         let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
             bad(&format!("{e}; expected http://host:port/path"))
         })?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(s) if s.eq_ignore_ascii_case("https") => {
-                return Err(ClientError::HttpsUnsupported { url: url.into() });
-            }
+        let https = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
             _ => {
                 return Err(bad(
-                    "expected an http:// URL, such as http://127.0.0.1:8080/health",
+                    "expected an http:// or https:// URL, such as http://127.0.0.1:8080/health",
                 ));
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| bad("no host; expected http://host:port/path"))?;
@@ -177,6 +286,7 @@ impl Target {
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         let port = match authority.port() {
+            None if https => 443,
             None => 80,
             Some(p) => p.as_u16(),
         };
@@ -190,6 +300,7 @@ impl Target {
             port,
             authority: authority.as_str().to_string(),
             path: path.to_string(),
+            https,
         })
     }
 }
@@ -234,11 +345,29 @@ async fn exchange(
     target: &Target,
     req: Request<Full<Bytes>>,
     max_body: usize,
+    tls: Option<Arc<rustls::ClientConfig>>,
     stage: &Cell<Stage>,
 ) -> Result<ClientResponse, ClientError> {
     let addrs = resolve(&target.host, target.port).await?;
     stage.set(Stage::Connecting);
-    let (stream, addr) = connect(&addrs).await?;
+    let (tcp, addr) = connect(&addrs).await?;
+    let stream = match tls {
+        None => Stream::Plain(tcp),
+        Some(config) => {
+            let name =
+                rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                    ClientError::BadUrl {
+                        url: target.authority.clone(),
+                        reason: format!("not a TLS server name: {e}"),
+                    }
+                })?;
+            let tls = futures_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|source| ClientError::Tls { addr, source })?;
+            Stream::Tls(Box::new(tls))
+        }
+    };
     stage.set(Stage::Waiting);
     let protocol = |source| ClientError::Protocol { addr, source };
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
@@ -300,6 +429,58 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ClientError> 
         });
     }
     Ok(addrs)
+}
+
+/// The connection: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl futures_lite::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl futures_lite::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
 }
 
 /// Tries each address in turn; the error is the last one's.
@@ -594,10 +775,6 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert_eq!(
-            err(ClientRequest::get("https://127.0.0.1/")),
-            "\"https://127.0.0.1/\": https is not supported yet (TLS comes later); use an http:// URL"
-        );
         assert!(
             err(ClientRequest::get("ftp://127.0.0.1/")).starts_with("bad URL \"ftp://127.0.0.1/\""),
         );
@@ -619,6 +796,32 @@ pub(crate) mod tests {
         assert!(err(bad_value).starts_with("bad header \"X-Ok\""));
     }
 
+    /// An HTTPS server with a certificate from a test CA: trusted when that CA is given,
+    /// refused (naming TLS) against the system's CAs, accepted when verification is off.
+    #[test]
+    fn https_verifies_the_server_unless_told_not_to() {
+        use crate::tls::testing::TestCa;
+        use crate::tls::{HttpsServer, ServeOptions};
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("client test CA");
+        let pki = ca.write_server_files(&tmp.path().join("pki"));
+        let site = tmp.path().join("site");
+        std::fs::create_dir(&site).unwrap();
+        std::fs::write(site.join("health"), "ok").unwrap();
+        let server = HttpsServer::start(ServeOptions::new(&site, &pki.cert, &pki.key)).unwrap();
+        let url = format!("https://localhost:{}/health", server.addr().port());
+        let mut req = ClientRequest::get(&url);
+        req.tls = Some(tls_config(ca.root_store()));
+        let r = smol::block_on(request(req)).unwrap();
+        assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"ok"[..]));
+        let e = smol::block_on(request(ClientRequest::get(&url))).unwrap_err();
+        assert!(matches!(e, ClientError::Tls { .. }), "{e}");
+        assert!(e.to_string().contains("certificate"), "{e}");
+        let mut req = ClientRequest::get(&url);
+        req.tls = Some(insecure_tls_config());
+        assert_eq!(smol::block_on(request(req)).unwrap().status.as_u16(), 200);
+    }
+
     #[test]
     fn urls_give_host_port_authority_and_origin_form_path() {
         let t = Target::parse("http://[::1]:8080/health?full=1").unwrap();
@@ -629,8 +832,11 @@ pub(crate) mod tests {
                 port: 8080,
                 authority: "[::1]:8080".into(),
                 path: "/health?full=1".into(),
+                https: false,
             }
         );
+        let t = Target::parse("HTTPS://box.local/x").unwrap();
+        assert_eq!((t.port, t.https), (443, true), "https defaults to port 443");
         let t = Target::parse("http://web.local").unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.path.as_str()),

@@ -399,6 +399,8 @@ pub struct InCheck {
     pub ttl: String,
     #[serde(rename = "DeregisterCriticalServiceAfter", default)]
     pub deregister_critical_service_after: String,
+    #[serde(rename = "TLSSkipVerify", default)]
+    pub tls_skip_verify: bool,
     /// The catalog API nests the run definition here.
     #[serde(rename = "Definition", default)]
     pub definition: Option<Box<InCheck>>,
@@ -486,6 +488,7 @@ const FIELDS: &[&str] = &[
     "TaggedAddresses",
     "NodeMeta",
     "SkipNodeUpdate",
+    "TLSSkipVerify",
 ];
 
 /// Fields whose value is a map of the user's own keys, left as they are.
@@ -587,6 +590,7 @@ impl InCheck {
                 "DeregisterCriticalServiceAfter",
                 &d.deregister_critical_service_after,
             )?,
+            tls_skip_verify: d.tls_skip_verify,
         };
         let runs = !definition.http.is_empty()
             || !definition.tcp.is_empty()

@@ -26,6 +26,7 @@ fn http_probe(url: &str, timeout: Duration) -> Probe {
         method: "GET".into(),
         headers: Vec::new(),
         timeout,
+        tls_skip_verify: false,
     })
 }
 
@@ -79,6 +80,7 @@ fn http_sends_consul_user_agent_and_accept_unless_the_definition_sets_them() {
                 ("X-Check".into(), "1".into()),
             ],
             timeout: 2 * SECOND,
+            tls_skip_verify: false,
         }))
         .await;
         (default, custom)
@@ -178,15 +180,36 @@ fn http_body_is_read_only_up_to_the_output_limit() {
     assert_eq!(r.output.len(), prefix.len() + OUTPUT_MAX);
 }
 
+/// Consul's `tls_skip_verify`: an HTTPS check against a certificate no system CA signed is
+/// critical (saying why) unless verification is skipped.
 #[test]
-fn https_is_critical_with_a_clear_reason() {
-    let r = smol::block_on(run_probe(http_probe("https://127.0.0.1:1/", SECOND)));
-    assert_eq!(r.status, Health::Critical);
+fn https_checks_verify_the_certificate_unless_tls_skip_verify() {
+    use crate::tls::testing::TestCa;
+    use crate::tls::{HttpsServer, ServeOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestCa::new("probe CA").write_server_files(&tmp.path().join("pki"));
+    let site = tmp.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("health"), "fine").unwrap();
+    let server = HttpsServer::start(ServeOptions::new(&site, &pki.cert, &pki.key)).unwrap();
+    let url = format!("https://localhost:{}/health", server.addr().port());
+    let verified = smol::block_on(run_probe(http_probe(&url, 5 * SECOND)));
+    assert_eq!(verified.status, Health::Critical);
     assert!(
-        r.output.contains("https is not supported yet"),
+        verified.output.contains("certificate"),
         "{}",
-        r.output
+        verified.output
     );
+    let mut skip = http_probe(&url, 5 * SECOND);
+    if let ProbeKind::Http {
+        tls_skip_verify, ..
+    } = &mut skip.kind
+    {
+        *tls_skip_verify = true;
+    }
+    let r = smol::block_on(run_probe(skip));
+    assert_eq!(r.status, Health::Passing, "{}", r.output);
+    assert!(r.output.ends_with("200 OK Output: fine"), "{}", r.output);
 }
 
 async fn closed_port() -> std::net::SocketAddr {

@@ -188,6 +188,7 @@ fn an_http_probe_carries_the_definition_with_consul_defaults() {
                 ("X-Token".into(), "b".into()),
             ],
             timeout: 10 * S,
+            tls_skip_verify: false,
         }
     );
 }
