@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Agent, HttpReply, curl, dig, require_curl, require_dig, write};
+use common::{Agent, HttpReply, curl, dig, read_response, require_curl, require_dig, write};
 
 /// An agent with `web` (tagged `rails`) and `db` from a config dir, named `box1`, DNS and HTTP
 /// on kernel-chosen ports.
@@ -822,33 +822,6 @@ fn parked(base: &str) -> u64 {
         .find(|g| g["Name"] == "outpost.http.parked")
         .and_then(|g| g["Value"].as_f64())
         .unwrap() as u64
-}
-
-/// Reads one HTTP response (head and Content-Length body).
-fn read_response<R: std::io::BufRead>(r: &mut R) -> (String, String) {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            r.read_line(&mut line).unwrap() > 0,
-            "connection closed; got {head:?}"
-        );
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length: ")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).unwrap();
-    (head, String::from_utf8(body).unwrap())
 }
 
 /// Waiting blocking queries are parked outside hyper (their connections keep no HTTP

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Agent, require_curl, write};
+use common::{Agent, read_response, require_curl, write};
 use outpost::tls::testing::{TestCa, TestCert};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -225,33 +225,6 @@ fn client_certificates_are_required_with_verify_incoming() {
         ]),
         200
     );
-}
-
-/// Reads one HTTP/1.1 response (head and Content-Length body) from `r`.
-fn read_response<R: BufRead>(r: &mut R) -> (String, String) {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            r.read_line(&mut line).unwrap() > 0,
-            "connection closed after {head:?}"
-        );
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length: ")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).unwrap();
-    (head, String::from_utf8(body).unwrap())
 }
 
 fn connect(port: u16, config: Arc<ClientConfig>) -> StreamOwned<ClientConnection, TcpStream> {

@@ -415,31 +415,19 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
             }
         }
-        if let Some(port) = cfg.ports.http {
-            for ip in &cfg.http_addrs {
+        for (what, scheme, port, addrs) in [
+            ("HTTP", Scheme::Http, cfg.ports.http, &cfg.http_addrs),
+            ("HTTPS", Scheme::Https, cfg.ports.https, &cfg.https_addrs),
+        ] {
+            let Some(port) = port else { continue };
+            for ip in addrs {
                 let addr = SocketAddr::new(*ip, port);
-                let listener = TcpListener::bind(addr).await.map_err(|source| AgentError::Bind {
-                    what: "HTTP",
-                    addr,
-                    source,
-                })?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| AgentError::Bind { what, addr, source })?;
                 let local = listener.local_addr().unwrap_or(addr);
-                tracing::info!("HTTP listening on {local}");
-                ex.spawn(http_server::serve(listener, Scheme::Http, state.clone(), ex.clone()))
-                    .detach();
-            }
-        }
-        if let Some(port) = cfg.ports.https {
-            for ip in &cfg.https_addrs {
-                let addr = SocketAddr::new(*ip, port);
-                let listener = TcpListener::bind(addr).await.map_err(|source| AgentError::Bind {
-                    what: "HTTPS",
-                    addr,
-                    source,
-                })?;
-                let local = listener.local_addr().unwrap_or(addr);
-                tracing::info!("HTTPS listening on {local}");
-                ex.spawn(http_server::serve(listener, Scheme::Https, state.clone(), ex.clone()))
+                tracing::info!("{what} listening on {local}");
+                ex.spawn(http_server::serve(listener, scheme, state.clone(), ex.clone()))
                     .detach();
             }
         }

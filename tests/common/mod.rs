@@ -369,3 +369,31 @@ pub fn curl(args: &[&str]) -> HttpReply {
         body: body.to_string(),
     }
 }
+
+/// Reads one HTTP/1.1 response (head and Content-Length body) from `r`: for tests that
+/// speak HTTP on a socket of their own (keep-alive, pipelining, TLS).
+pub fn read_response<R: BufRead>(r: &mut R) -> (String, String) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "connection closed after {head:?}"
+        );
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    std::io::Read::read_exact(r, &mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
