@@ -31,4 +31,6 @@ pub mod config;
 pub mod dns;
 pub mod http;
 pub mod manual;
+#[cfg(feature = "media")]
+pub mod media;
 pub mod tls;

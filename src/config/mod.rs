@@ -5,6 +5,7 @@ mod duration;
 pub mod file;
 pub mod flags;
 mod locate;
+pub mod stream;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use duration::parse_duration;
 pub use flags::{AgentFlags, normalize_args};
 pub use locate::Step;
+pub use stream::{StreamSource, StreamSpec, VideoCodec};
 
 use crate::catalog::{Check, Node, Service};
 use file::FileConfig;
@@ -190,6 +192,8 @@ pub struct AgentConfig {
     /// Node-level checks of this agent's own node.
     pub checks: Vec<Check>,
     pub external_nodes: Vec<ExternalNode>,
+    /// Live video streams (served when the `media` feature is built in).
+    pub streams: Vec<StreamSpec>,
     /// The files read, in the order they were merged.
     pub files: Vec<PathBuf>,
 }

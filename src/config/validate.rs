@@ -8,7 +8,7 @@ use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile};
 use super::locate::{Step, locate};
 use super::{
     AclSettings, AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports,
-    ServiceDef, Source, TlsSettings, parse_duration, parse_source,
+    ServiceDef, Source, StreamSpec, TlsSettings, parse_duration, parse_source,
 };
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
 
@@ -738,6 +738,7 @@ pub fn build(
         services: local_services,
         checks: node_checks,
         external_nodes: external.into_values().collect(),
+        streams: if dev { vec![StreamSpec::dev_test()] } else { Vec::new() },
         files: sources.iter().map(|s| s.name.clone()).collect(),
     })
 }
