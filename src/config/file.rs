@@ -36,6 +36,9 @@ pub struct FileConfig {
     pub checks: Option<Vec<CheckFile>>,
     pub tls: Option<TlsFile>,
     pub acl: Option<AclFile>,
+    /// A live video stream (outpost's Janus-style streaming).
+    pub stream: Option<StreamFile>,
+    pub streams: Option<Vec<StreamFile>>,
     /// outpost extension: an external node (a machine without an agent, as Consul's catalog
     /// API registers them). The services of files in the same directory belong to it.
     pub node: Option<NodeFile>,
@@ -123,6 +126,32 @@ pub struct NodeFile {
     pub datacenter: Option<String>,
     pub meta: Option<BTreeMap<String, String>>,
     pub tagged_addresses: Option<BTreeMap<String, String>>,
+}
+
+/// A stream as a config file writes it; see `config::stream` for the meaning.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFile {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub pattern: Option<String>,
+    pub device: Option<String>,
+    pub codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub fps: Option<i64>,
+    /// kbit/s.
+    pub bitrate: Option<i64>,
+    pub audio: Option<bool>,
+    pub max_viewers: Option<i64>,
+    pub keyframe_interval: Option<String>,
+    pub video_port: Option<i64>,
+    pub video_pt: Option<i64>,
+    pub video_codec: Option<String>,
+    pub audio_port: Option<i64>,
+    pub audio_pt: Option<i64>,
+    pub audio_codec: Option<String>,
+    pub video_rtcp_port: Option<i64>,
 }
 
 /// Consul's `tls` block; outpost reads its `defaults`.

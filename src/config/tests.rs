@@ -396,3 +396,66 @@ fn tls_and_acl_mistakes_point_at_the_culprit() {
     let e = build_one(r#"{"tls": {"defaults": {"cert": "x"}}}"#).unwrap_err();
     assert!(e.message.contains("unknown field"), "{e}");
 }
+
+#[test]
+fn streams_read_with_defaults_and_the_janus_demo_sender_as_an_rtp_source() {
+    let c = build_one(
+        r#"{"streams": [
+            {"name": "cam", "source": "v4l2", "device": "/dev/video0", "codec": "h264", "width": 1280, "height": 720},
+            {"name": "janus-demo", "source": "rtp", "video_port": 5004, "video_pt": 100,
+             "video_codec": "vp8", "audio_port": 5002, "audio_pt": 111, "audio_codec": "opus"}
+        ]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.streams.len(), 2, "no dev test stream outside dev mode");
+    let cam = &c.streams[0];
+    assert_eq!(
+        (cam.codec, cam.width, cam.height, cam.fps),
+        (VideoCodec::H264, 1280, 720, 30)
+    );
+    assert!(!cam.audio, "cameras have no audio");
+    let rtp = &c.streams[1];
+    assert_eq!(
+        rtp.source,
+        StreamSource::Rtp {
+            video_port: 5004,
+            video_pt: 100,
+            video_codec: VideoCodec::Vp8,
+            audio_port: 5002,
+            audio_pt: 111,
+            video_rtcp_port: 0
+        }
+    );
+    assert!(rtp.audio);
+    let dev = build(
+        &AgentFlags {
+            dev: true,
+            ..AgentFlags::default()
+        },
+        &[],
+        &host(),
+    )
+    .unwrap();
+    assert_eq!(dev.streams, vec![StreamSpec::dev_test()]);
+}
+
+#[test]
+fn stream_mistakes_point_at_the_culprit() {
+    let e = |text: &str| build_one(text).unwrap_err();
+    let x = e(r#"{"stream": {"name": "Cam One"}}"#);
+    assert_eq!(x.field, "stream.name");
+    let x = e(r#"{"stream": {"name": "c", "source": "hdmi"}}"#);
+    assert!(x.message.contains("\"rtp\""), "{x}");
+    let x = e(r#"{"stream": {"name": "c", "source": "v4l2"}}"#);
+    assert_eq!(x.field, "stream.device");
+    let x = e(r#"{"stream": {"name": "c", "source": "rtp"}}"#);
+    assert!(x.message.contains("5004"), "{x}");
+    let x = e(r#"{"stream": {"name": "c", "codec": "av1"}}"#);
+    assert!(x.message.contains("\"h264\""), "{x}");
+    let x = e(r#"{"stream": {"name": "c", "fps": 1000}}"#);
+    assert_eq!((x.field.as_str(), x.line), ("stream.fps", 1));
+    let x = e(r#"{"streams": [{"name": "a"}, {"name": "a"}]}"#);
+    assert!(x.message.contains("duplicate stream name"), "{x}");
+    let x = e(r#"{"stream": {"name": "c", "source": "rtp", "video_port": 5004, "video_pt": 8}}"#);
+    assert!(x.message.contains("96-127"), "{x}");
+}

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile};
+use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile, StreamFile};
 use super::locate::{Step, locate};
 use super::{
     AclSettings, AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports,
-    ServiceDef, Source, StreamSpec, TlsSettings, parse_duration, parse_source,
+    ServiceDef, Source, StreamSource, StreamSpec, TlsSettings, VideoCodec, parse_duration,
+    parse_source,
 };
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
 
@@ -169,6 +170,7 @@ pub fn build(
     let mut services: Vec<(usize, &ServiceFile, At)> = Vec::new();
     let mut checks: Vec<(usize, &CheckFile, At)> = Vec::new();
     let mut nodes: BTreeMap<usize, (&NodeFile, At)> = BTreeMap::new();
+    let mut streams: Vec<(&StreamFile, At)> = Vec::new();
 
     for (src, c) in &parsed {
         let root = At::root(src);
@@ -258,6 +260,12 @@ pub fn build(
         }
         if let Some(ch) = &c.check {
             checks.push((src.scope, ch, root.key("check")));
+        }
+        if let Some(st) = &c.stream {
+            streams.push((st, root.key("stream")));
+        }
+        for (i, st) in c.streams.iter().flatten().enumerate() {
+            streams.push((st, root.key("streams").index(i)));
         }
         for (i, ch) in c.checks.iter().flatten().enumerate() {
             checks.push((src.scope, ch, root.key("checks").index(i)));
@@ -738,7 +746,7 @@ pub fn build(
         services: local_services,
         checks: node_checks,
         external_nodes: external.into_values().collect(),
-        streams: if dev { vec![StreamSpec::dev_test()] } else { Vec::new() },
+        streams: stream_specs(&streams, dev)?,
         files: sources.iter().map(|s| s.name.clone()).collect(),
     })
 }
@@ -957,6 +965,144 @@ fn check_def(
             deregister_critical_service_after_ms: dereg,
             tls_skip_verify: c.tls_skip_verify.unwrap_or(false),
         },
+    })
+}
+
+/// Validates the streams; in dev mode a `test` stream is added unless one is defined.
+fn stream_specs(streams: &[(&StreamFile, At)], dev: bool) -> Result<Vec<StreamSpec>, ConfigError> {
+    let mut out: Vec<StreamSpec> = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (f, at) in streams {
+        let spec = stream_spec(f, at)?;
+        if let Some(first) = seen.get(&spec.name) {
+            return Err(at.key("name").err(format!(
+                "duplicate stream name {:?}: already defined at {first}",
+                spec.name
+            )));
+        }
+        seen.insert(spec.name.clone(), at.position());
+        out.push(spec);
+    }
+    if dev && !out.iter().any(|s| s.name == "test") {
+        out.push(StreamSpec::dev_test());
+    }
+    Ok(out)
+}
+
+fn stream_spec(f: &StreamFile, at: &At) -> Result<StreamSpec, ConfigError> {
+    let name = f.name.clone().unwrap_or_default();
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(at.key("name").err(format!(
+            "stream name {name:?}: expected 1-63 lower-case letters, digits, '-' or '_' (it is a URL path segment)"
+        )));
+    }
+    let int = |v: Option<i64>, key: &str, range: std::ops::RangeInclusive<i64>, default: i64| {
+        let v = v.unwrap_or(default);
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(at.key(key).err(format!(
+                "{v} is out of range: expected {}-{}",
+                range.start(),
+                range.end()
+            )))
+        }
+    };
+    let codec = |v: &Option<String>, key: &str| -> Result<VideoCodec, ConfigError> {
+        match v.as_deref().unwrap_or("vp8").to_ascii_lowercase().as_str() {
+            "vp8" => Ok(VideoCodec::Vp8),
+            "h264" | "h.264" => Ok(VideoCodec::H264),
+            other => Err(at.key(key).err(format!(
+                "unknown video codec {other:?}: expected \"vp8\" or \"h264\""
+            ))),
+        }
+    };
+    let port = |v: Option<i64>, key: &str| int(v, key, 0..=65535, 0).map(|p| p as u16);
+    let kind = f.source.clone().unwrap_or_else(|| "test".into());
+    let (source, video_codec, default_audio) = match kind.as_str() {
+        "test" => (
+            StreamSource::Test {
+                pattern: f.pattern.clone().unwrap_or_else(|| "smpte".into()),
+            },
+            codec(&f.codec, "codec")?,
+            true,
+        ),
+        "v4l2" => {
+            let device = f.device.clone().unwrap_or_default();
+            if !device.starts_with("/dev/") {
+                return Err(at.key("device").err(format!(
+                    "camera device {device:?}: expected a path such as \"/dev/video0\""
+                )));
+            }
+            (
+                StreamSource::V4l2 { device },
+                codec(&f.codec, "codec")?,
+                false,
+            )
+        }
+        "rtp" => {
+            let video_port = port(f.video_port, "video_port")?;
+            if video_port == 0 {
+                return Err(at
+                    .key("video_port")
+                    .err("an rtp stream needs the UDP port its video arrives on, such as 5004"));
+            }
+            let audio_port = port(f.audio_port, "audio_port")?;
+            if let Some(c) = &f.audio_codec
+                && !c.eq_ignore_ascii_case("opus")
+            {
+                return Err(at
+                    .key("audio_codec")
+                    .err(format!("audio codec {c:?}: expected \"opus\"")));
+            }
+            let video_codec = codec(&f.video_codec, "video_codec")?;
+            (
+                StreamSource::Rtp {
+                    video_port,
+                    video_pt: int(f.video_pt, "video_pt", 96..=127, 100)? as u8,
+                    video_codec,
+                    audio_port,
+                    audio_pt: int(f.audio_pt, "audio_pt", 96..=127, 111)? as u8,
+                    video_rtcp_port: port(f.video_rtcp_port, "video_rtcp_port")?,
+                },
+                video_codec,
+                audio_port != 0,
+            )
+        }
+        other => {
+            return Err(at.key("source").err(format!(
+                "unknown stream source {other:?}: expected \"test\", \"v4l2\" or \"rtp\""
+            )));
+        }
+    };
+    let keyframe_interval_s = match &f.keyframe_interval {
+        None => 2,
+        Some(d) => {
+            let ms = parse_duration(d).map_err(|m| at.key("keyframe_interval").err(m))?;
+            if !(1000..=60_000).contains(&ms) {
+                return Err(at
+                    .key("keyframe_interval")
+                    .err(format!("{d:?}: expected 1s to 60s")));
+            }
+            (ms / 1000) as u32
+        }
+    };
+    Ok(StreamSpec {
+        name,
+        codec: video_codec,
+        width: int(f.width, "width", 16..=4096, 640)? as u32,
+        height: int(f.height, "height", 16..=4096, 480)? as u32,
+        fps: int(f.fps, "fps", 1..=120, 30)? as u32,
+        bitrate_kbps: int(f.bitrate, "bitrate", 32..=50_000, 1000)? as u32,
+        audio: f.audio.unwrap_or(default_audio),
+        max_viewers: int(f.max_viewers, "max_viewers", 1..=10_000, 64)? as usize,
+        keyframe_interval_s,
+        source,
     })
 }
 
