@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages build-essential pkg-config git
+ensure_packages build-essential pkg-config git $GSTREAMER_PACKAGES
 ensure_rust
 cargo build --release --locked
 exec target/release/outpost agent -dev "$@"

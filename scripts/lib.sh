@@ -29,3 +29,7 @@ ensure_rust() {
     done
   fi
 }
+
+# GStreamer for the `media` feature (on by default): the -dev libraries to build, the
+# plugins the pipelines use (test sources, VP8/Opus, RTP, x264) and gst-launch for tests.
+GSTREAMER_PACKAGES="libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv chromium
+ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv chromium $GSTREAMER_PACKAGES
 # Node.js for the status page's browser test (playwright-core); any installed node will do.
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
@@ -13,5 +13,8 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
 cargo test --locked --doc
+# Without the media feature (no GStreamer, no WebRTC) outpost still builds and passes.
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
+cargo test --locked --no-default-features --all-targets
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "all checks and tests passed"

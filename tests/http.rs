@@ -989,3 +989,37 @@ fn acl_tokens_guard_writes_and_with_deny_reads() {
     ]);
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn streams_are_listed_with_their_settings_and_state() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        &tmp.path().join("conf"),
+        "streams.json",
+        r#"{"streams": [{"name": "yard", "source": "v4l2", "device": "/dev/video7", "codec": "h264"},
+                        {"name": "demo", "source": "rtp", "video_port": 5004, "audio_port": 5002}]}"#,
+    );
+    let (_agent, base) = start(tmp.path(), &[]);
+    let v = get(&base, "/v1/streams").json();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["Name"], "yard");
+    assert_eq!(list[0]["Source"], "v4l2");
+    assert_eq!(list[0]["Codec"], "h264");
+    assert_eq!(
+        (list[0]["Width"].as_u64(), list[0]["Height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert_eq!(list[0]["Viewer"], "/streams/yard");
+    assert_eq!(list[1]["Audio"], true);
+    let state = list[0]["State"].as_str().unwrap();
+    let expected = if cfg!(feature = "media") {
+        ["idle", "starting", "playing", "offline"].as_slice()
+    } else {
+        ["unavailable"].as_slice()
+    };
+    assert!(expected.contains(&state), "{state}");
+    assert_eq!(get(&base, "/v1/streams/demo").json()["Source"], "rtp");
+    assert_eq!(get(&base, "/v1/streams/nope").status, 404);
+}

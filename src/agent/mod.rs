@@ -58,6 +58,8 @@ pub struct State {
     pub watch: WatchHub,
     /// HTTP reads already answered for the current catalog.
     pub http_cache: ReadCache,
+    /// By stream name, for each stream of the config.
+    pub stream_status: std::collections::BTreeMap<String, StreamStatus>,
     pub metrics: Metrics,
     /// What the applied config defined, to know what a reload removes.
     desired: sync::Desired,
@@ -71,6 +73,42 @@ pub struct State {
     checks: Option<Rc<Checks>>,
     /// The HTTPS listener's TLS configuration; replaced on reload, read at each accept.
     https: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// What a stream is doing now, as `/v1/streams` and the status page show it. The media
+/// layer keeps it up to date; without it (a build without the `media` feature) every stream
+/// is `unavailable`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamStatus {
+    /// `idle` (nobody watching, not encoding), `starting`, `playing`, `offline` (see
+    /// `reason`) or `unavailable`.
+    pub state: &'static str,
+    pub reason: String,
+    pub viewers: usize,
+    /// Measured over the last seconds (0 while not playing).
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub bitrate_kbps: f64,
+}
+
+impl StreamStatus {
+    pub fn initial() -> StreamStatus {
+        let media = cfg!(feature = "media");
+        StreamStatus {
+            state: if media { "idle" } else { "unavailable" },
+            reason: if media {
+                String::new()
+            } else {
+                "this outpost was built without the media feature".into()
+            },
+            viewers: 0,
+            width: 0,
+            height: 0,
+            fps: 0.0,
+            bitrate_kbps: 0.0,
+        }
+    }
 }
 
 /// Counters the metrics endpoint and the status page show.
@@ -208,12 +246,18 @@ pub fn host_info() -> HostInfo {
 /// and services.
 pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError> {
     let desired = sync::Desired::from_config(&config);
+    let stream_status = config
+        .streams
+        .iter()
+        .map(|s| (s.name.clone(), StreamStatus::initial()))
+        .collect();
     let mut state = State {
         catalog: Catalog::new(),
         responder: Responder::new(config.dns_settings(), seed),
         config,
         watch: WatchHub::default(),
         http_cache: ReadCache::default(),
+        stream_status,
         metrics: Metrics::default(),
         desired: sync::Desired::default(),
         flags: AgentFlags::default(),
@@ -254,6 +298,9 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     }
     if state.config.dns_addrs != new.dns_addrs {
         tracing::warn!("DNS addresses changed: take effect at the next restart");
+    }
+    if state.config.streams != new.streams {
+        tracing::warn!("streams changed: take effect at the next restart");
     }
     state.responder.set_settings(new.dns_settings());
     if let Some(checks) = &state.checks {

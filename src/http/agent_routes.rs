@@ -425,6 +425,7 @@ fn metrics(state: &State, prometheus: bool, pretty: bool) -> Reply {
             body: out.into_bytes().into(),
             index: None,
             allow: None,
+            headers: Vec::new(),
         };
     }
     let body = serde_json::json!({

@@ -151,6 +151,8 @@ pub struct Reply {
     pub index: Option<u64>,
     /// Methods allowed, for a 405.
     pub allow: Option<&'static str>,
+    /// Other headers, such as WHEP's `Location` or the status page's security policy.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 pub const JSON: &str = "application/json";
@@ -170,6 +172,7 @@ impl Reply {
                 body: body.into(),
                 index: None,
                 allow: None,
+                headers: Vec::new(),
             },
             Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
@@ -185,11 +188,17 @@ impl Reply {
             body: body.into(),
             index: None,
             allow: None,
+            headers: Vec::new(),
         }
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Reply {
         self.status = status;
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
         self
     }
 

@@ -77,6 +77,7 @@ pub fn ok_empty() -> Reply {
         body: bytes::Bytes::new(),
         index: None,
         allow: None,
+        headers: Vec::new(),
     }
 }
 
@@ -163,6 +164,7 @@ pub fn handle(state: &mut State, req: &Request) -> Handled {
         "health" => health(state, req, rest, pretty),
         "kv" => return kv(state, req, rest, pretty),
         "status" => status(state, req, rest, pretty),
+        "streams" => streams(state, req, rest, pretty),
         "agent" => agent_routes::handle(state, req, rest, pretty),
         _ => Err(not_found(format!("no such API path: {}", req.path))),
     };
@@ -496,6 +498,69 @@ fn status(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<
     }
 }
 
+/// `/v1/streams` (outpost's): each configured stream, what it is and what it is doing.
+fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
+    expect(req, "GET")?;
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct JsonStream<'a> {
+        name: &'a str,
+        source: &'static str,
+        codec: &'static str,
+        audio: bool,
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate: u32,
+        max_viewers: usize,
+        state: &'static str,
+        reason: &'a str,
+        viewers: usize,
+        measured_width: u32,
+        measured_height: u32,
+        measured_fps: f64,
+        measured_bitrate: f64,
+        /// The viewer page.
+        viewer: String,
+    }
+    let idle = crate::agent::StreamStatus::initial();
+    let list: Vec<JsonStream<'_>> = state
+        .config
+        .streams
+        .iter()
+        .filter(|s| rest.is_empty() || s.name == rest)
+        .map(|s| {
+            let st = state.stream_status.get(&s.name).unwrap_or(&idle);
+            JsonStream {
+                name: &s.name,
+                source: s.source.kind(),
+                codec: s.codec.as_str(),
+                audio: s.audio,
+                width: s.width,
+                height: s.height,
+                fps: s.fps,
+                bitrate: s.bitrate_kbps,
+                max_viewers: s.max_viewers,
+                state: st.state,
+                reason: &st.reason,
+                viewers: st.viewers,
+                measured_width: st.width,
+                measured_height: st.height,
+                measured_fps: st.fps,
+                measured_bitrate: st.bitrate_kbps,
+                viewer: format!("/streams/{}", s.name),
+            }
+        })
+        .collect();
+    if !rest.is_empty() {
+        return match list.first() {
+            Some(one) => Ok(Reply::json(one, pretty).into()),
+            None => Err(not_found(format!("no stream named {rest:?}"))),
+        };
+    }
+    Ok(Reply::json(&list, pretty).into())
+}
+
 fn kv(state: &mut State, req: &Request, key: &str, pretty: bool) -> Handled {
     kv_inner(state, req, key, pretty).unwrap_or_else(Handled::Reply)
 }
@@ -539,6 +604,7 @@ fn kv_inner(state: &mut State, req: &Request, key: &str, pretty: bool) -> Result
                     body: e.value.clone().into(),
                     index: None,
                     allow: None,
+                    headers: Vec::new(),
                 },
                 Some(e) => Reply::json(&[JsonKv::of(e)], pretty),
             };

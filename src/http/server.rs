@@ -576,5 +576,11 @@ fn to_hyper(r: Reply) -> hyper::Response<Full<Bytes>> {
     if let Some(a) = r.allow {
         h.insert(ALLOW, HeaderValue::from_static(a));
     }
+    for (name, value) in r.headers {
+        // A value that is not a valid header (it came from our own code) is left out.
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.append(name, v);
+        }
+    }
     resp
 }

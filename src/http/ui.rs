@@ -35,7 +35,25 @@ pub fn asset(path: &str) -> Option<Reply> {
         body: bytes::Bytes::from_static(body),
         index: None,
         allow: None,
+        headers: page_headers(),
     })
+}
+
+/// What a page the agent serves may do: talk to its own origin and nothing else, never be
+/// framed, and be revalidated rather than kept stale after an upgrade.
+pub fn page_headers() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "content-security-policy",
+            "default-src 'none'; connect-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; \
+             script-src 'unsafe-inline'; media-src 'self' blob:; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'"
+                .into(),
+        ),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("cache-control", "no-cache".into()),
+    ]
 }
 
 #[cfg(test)]
@@ -50,6 +68,13 @@ mod tests {
     fn the_page_answers_at_the_root_and_under_ui() {
         for path in ["/", "/ui", "/ui/", "/ui/index.html"] {
             let r = asset(path).unwrap();
+            assert!(
+                r.headers
+                    .iter()
+                    .any(|(n, v)| *n == "content-security-policy"
+                        && v.contains("connect-src 'self'")),
+                "{path}"
+            );
             assert_eq!(r.status, StatusCode::OK, "{path}");
             assert_eq!(r.content_type, "text/html; charset=utf-8", "{path}");
             assert!(r.body.starts_with(b"<!doctype html>"), "{path}");
