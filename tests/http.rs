@@ -1022,4 +1022,13 @@ fn streams_are_listed_with_their_settings_and_state() {
     assert!(expected.contains(&state), "{state}");
     assert_eq!(get(&base, "/v1/streams/demo").json()["Source"], "rtp");
     assert_eq!(get(&base, "/v1/streams/nope").status, 404);
+    // Each stream's viewer page: a WHEP player, under the page's content security policy.
+    let page = get(&base, "/streams/yard");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("RTCPeerConnection") && page.body.contains("whep/"));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|v| v.contains("connect-src 'self'"))
+    );
+    assert_eq!(get(&base, "/streams/nope").status, 404);
 }

@@ -155,6 +155,17 @@ pub fn handle(state: &mut State, req: &Request) -> Handled {
     {
         return page.into();
     }
+    if let Some(name) = req.path.strip_prefix("/streams/") {
+        if req.method != Method::GET && req.method != Method::HEAD {
+            return method_not_allowed(req, "GET").into();
+        }
+        let name = name.trim_end_matches('/');
+        return if state.config.streams.iter().any(|s| s.name == name) {
+            super::ui::viewer().into()
+        } else {
+            not_found(format!("no stream named {name:?}")).into()
+        };
+    }
     let Some(rest) = req.path.strip_prefix("/v1/") else {
         return not_found(format!("no such API path: {}", req.path)).into();
     };

@@ -39,6 +39,19 @@ pub fn asset(path: &str) -> Option<Reply> {
     })
 }
 
+/// The WHEP player of one stream (`/streams/<name>`): the same page for every stream; it
+/// reads the name from its address.
+pub fn viewer() -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        content_type: "text/html; charset=utf-8",
+        body: bytes::Bytes::from_static(include_bytes!("ui/viewer.html")),
+        index: None,
+        allow: None,
+        headers: page_headers(),
+    }
+}
+
 /// What a page the agent serves may do: talk to its own origin and nothing else, never be
 /// framed, and be revalidated rather than kept stale after an upgrade.
 pub fn page_headers() -> Vec<(&'static str, String)> {

@@ -112,7 +112,11 @@ try {
       services,
       members: [...document.querySelectorAll('#members > li')].map((li) => [li.dataset.member, li.dataset.status]),
       counters: { kv: num('n-kv'), dns: num('n-dns'), http: num('n-http'), services: num('n-services') },
-      streams: q('#streams-none').textContent,
+      streams: [...document.querySelectorAll('#stream-list > li')].map((li) => ({
+        name: li.dataset.stream,
+        state: li.dataset.state,
+        href: li.querySelector('a')?.getAttribute('href'),
+      })),
       marker: window.__outpostTestMarker,
       xss: window.__xss,
       injected: document.querySelectorAll('#services img, #services script').length,
@@ -146,7 +150,8 @@ try {
   log(`rendered in ${first.ms} ms:`, JSON.stringify(first.s.counters));
   check(first.s.services.web.tags.includes('rails'), 'web shows its tag rails');
   check(first.s.members.some(([n, st]) => n === nodeName && st === 'alive'), 'the node is an alive member');
-  check(/no streams/i.test(first.s.streams), 'the Streams section says none are configured');
+  const test = first.s.streams.find((s) => s.name === 'test');
+  check(test && /streams\/test$/.test(test.href), `the dev test stream is listed with a link to its viewer: ${JSON.stringify(first.s.streams)}`);
   const http0 = Number(first.s.counters.http.value);
 
   // Live update: a new service shows without a reload.
