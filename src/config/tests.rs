@@ -458,4 +458,10 @@ fn stream_mistakes_point_at_the_culprit() {
     assert!(x.message.contains("duplicate stream name"), "{x}");
     let x = e(r#"{"stream": {"name": "c", "source": "rtp", "video_port": 5004, "video_pt": 8}}"#);
     assert!(x.message.contains("96-127"), "{x}");
+    let x = e(
+        r#"{"streams": [{"name": "a", "source": "rtp", "video_port": 5004},
+                              {"name": "b", "source": "rtp", "video_port": 5006, "audio_port": 5004}]}"#,
+    );
+    assert_eq!(x.field, "streams[1].audio_port");
+    assert!(x.message.contains("\"a\""), "{x}");
 }

@@ -972,8 +972,29 @@ fn check_def(
 fn stream_specs(streams: &[(&StreamFile, At)], dev: bool) -> Result<Vec<StreamSpec>, ConfigError> {
     let mut out: Vec<StreamSpec> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
+    // UDP ports the rtp streams listen on: two listeners on one port (GStreamer sets
+    // SO_REUSEADDR) would each get a share of the packets.
+    let mut ports: HashMap<u16, String> = HashMap::new();
     for (f, at) in streams {
         let spec = stream_spec(f, at)?;
+        if let StreamSource::Rtp {
+            video_port,
+            audio_port,
+            ..
+        } = spec.source
+        {
+            for (port, key) in [(video_port, "video_port"), (audio_port, "audio_port")] {
+                if port == 0 {
+                    continue;
+                }
+                if let Some(other) = ports.get(&port) {
+                    return Err(at.key(key).err(format!(
+                        "UDP port {port} is already taken by stream {other:?}: give each RTP stream its own ports"
+                    )));
+                }
+                ports.insert(port, spec.name.clone());
+            }
+        }
         if let Some(first) = seen.get(&spec.name) {
             return Err(at.key("name").err(format!(
                 "duplicate stream name {:?}: already defined at {first}",
