@@ -18,6 +18,9 @@
 //! - [`tls`]: the one rustls server configuration builder, certificates (PEM files,
 //!   self-signed, swapped on reload), and [`tls::HttpsServer`], an HTTPS file server to
 //!   spawn in a test (with [`tls::testing`] making the certificates).
+//! - `media` (feature `media`): `media::pipeline` runs the GStreamer pipelines that encode
+//!   each stream once; `media::rtc` is the WebRTC gateway (str0m, ICE-lite, one UDP socket
+//!   for every viewer, sans-IO with a thin smol shell); `media::whep` answers WHEP.
 //! - [`cli`]: the commands that talk to a running agent, printing as Consul's CLI does.
 //! - [`agent`]: wires it together on the smol executor: sockets, checks, reload on SIGHUP,
 //!   shutdown.

@@ -1,4 +1,6 @@
-//! Live video: GStreamer pipelines that encode each stream once ([`pipeline`]), and (being
-//! built) WebRTC out to many browsers over one UDP socket, signalled by WHEP.
+//! Live video: GStreamer pipelines that encode each stream once ([`pipeline`]), and WebRTC
+//! out to many browsers over one UDP socket ([`rtc`]), signalled by WHEP ([`whep`]).
 
 pub mod pipeline;
+pub mod rtc;
+pub mod whep;
