@@ -3,119 +3,27 @@
 //! (Node.js 18 or later) and `/usr/bin/chromium` (Debian package `chromium`); it fails,
 //! never skips, without them. Screenshots are left in `CARGO_TARGET_TMPDIR/ui-artifacts/`.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use browser::{node_deps, require_browser, run_bounded};
 use common::Agent;
 
 /// The node test script and its pinned dependencies.
 const SCRIPT: &str = "status_page.mjs";
-const NPM_FILES: [&str; 2] = ["package.json", "package-lock.json"];
-/// `npm ci` of one small package: generous for a slow registry, yet bounded.
-const NPM_TIMEOUT: Duration = Duration::from_secs(240);
 /// The browser run (the script has its own watchdog of 100 s).
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
 
-fn chromium() -> PathBuf {
-    std::env::var_os("OUTPOST_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from)
-}
-
-/// Runs `cmd` with stdout and stderr into `log`, killed after `timeout`: its output, or an
-/// error naming what failed, with the output.
-fn run_bounded(
-    mut cmd: Command,
-    what: &str,
-    log: &Path,
-    timeout: Duration,
-) -> Result<String, String> {
-    let out = File::create(log).unwrap();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = fs::read_to_string(log).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(text),
-        Some(s) => Err(format!("{what} failed ({s}):\n{text}")),
-        None => Err(format!(
-            "{what} took longer than {timeout:?}; killed:\n{text}"
-        )),
-    }
-}
-
-fn require(program: &str, package: &str) {
-    let ok = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "the status page test needs `{program}` (Debian package {package}); the README's test command installs it"
-    );
-}
-
-/// Installs the pinned `playwright-core` into a directory under the target dir with `npm ci`
-/// (never a browser download), unless the same lock file is installed there already.
-fn node_deps() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-node");
-    fs::create_dir_all(&dir).unwrap();
-    for f in NPM_FILES.iter().chain([&SCRIPT]) {
-        fs::copy(src.join(f), dir.join(f)).unwrap_or_else(|e| panic!("copy tests/ui/{f}: {e}"));
-    }
-    let lock = fs::read(src.join("package-lock.json")).unwrap();
-    let stamp = dir.join("node_modules/.outpost-installed-lock");
-    let installed = dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-        && fs::read(&stamp).is_ok_and(|s| s == lock);
-    if !installed {
-        let mut npm = Command::new("npm");
-        npm.args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
-        if let Err(e) = run_bounded(
-            npm,
-            "npm ci (tests/ui)",
-            &dir.join("npm-ci.log"),
-            NPM_TIMEOUT,
-        ) {
-            panic!("{e}");
-        }
-        fs::write(&stamp, &lock).unwrap();
-    }
-    dir
-}
-
 #[test]
 fn status_page_shows_the_node_and_its_services_and_follows_the_catalog_live() {
-    require("node", "nodejs");
-    require("npm", "npm");
-    let browser = chromium();
-    assert!(
-        browser.exists(),
-        "the status page test needs Chromium at {} (Debian package chromium; or set OUTPOST_CHROMIUM)",
-        browser.display()
-    );
-    let deps = node_deps();
+    let browser = require_browser();
+    let deps = node_deps("ui", &[SCRIPT]);
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-artifacts");
     let _ = fs::remove_dir_all(&artifacts);
     fs::create_dir_all(&artifacts).unwrap();
