@@ -267,7 +267,7 @@ impl KeyframeThrottle {
 }
 
 /// The stream encoded once, live: test pattern to VP8 and test tone to Opus with the settings
-/// of `../shared/bench/janus/sender.sh`, into app sinks whose frames go to the shell.
+/// of the Janus streaming demo's sender, into app sinks whose frames go to the shell.
 struct Encoder {
     pipeline: gst::Pipeline,
     video: gst_app::AppSink,

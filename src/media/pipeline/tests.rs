@@ -159,7 +159,7 @@ fn gst_launch(args: &[String]) -> Sender {
     )
 }
 
-/// The pipeline of `/work/shared/bench/janus/sender.sh` with its default knobs, sending to
+/// The Janus streaming demo's sender pipeline (VP8 pt 100, Opus pt 111) with its default knobs, sending to
 /// the given ports; `ssrc`, if given, is added to `rtpvp8pay`.
 fn janus_demo_sender(video_port: u16, audio_port: u16, ssrc: Option<u32>) -> Sender {
     let mut args: Vec<String> = "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! \
