@@ -76,3 +76,47 @@ fn status_page_shows_the_node_and_its_services_and_follows_the_catalog_live() {
     }
     assert!(out.contains("PASS"), "the script did not say PASS:\n{out}");
 }
+
+/// The dev test stream in the viewer page over WHEP: encoded only while watched, decoded
+/// at 640x480 by Chromium, its viewer freed when the page closes.
+#[cfg(feature = "media")]
+#[test]
+fn the_viewer_page_plays_the_dev_test_stream_over_whep() {
+    let browser = require_browser();
+    let deps = node_deps("ui", &["viewer_page.mjs"]);
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-artifacts");
+    let _ = fs::remove_dir_all(&artifacts);
+    fs::create_dir_all(&artifacts).unwrap();
+    let agent = Agent::start(&[
+        "-dev",
+        "-dns-port",
+        "0",
+        "-http-port",
+        "0",
+        "-https-port",
+        "0",
+    ]);
+    let api = format!("http://{}/", agent.http.expect("HTTP listener"));
+    let log = agent.log();
+    let https = log
+        .split("HTTPS listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no HTTPS listener in the agent's log:\n{log}"));
+    let mut node = Command::new("node");
+    node.arg(deps.join("viewer_page.mjs"))
+        .arg(format!("https://{https}/streams/test"))
+        .arg(&api)
+        .arg(&artifacts)
+        .current_dir(&deps)
+        .env("OUTPOST_CHROMIUM", &browser);
+    let out = run_bounded(
+        node,
+        "the viewer page test (tests/ui/viewer_page.mjs)",
+        &artifacts.join("browser.log"),
+        BROWSER_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}\nagent log:\n{}", agent.log()));
+    eprintln!("{out}");
+    assert!(out.contains("PASS"), "the script did not say PASS:\n{out}");
+}

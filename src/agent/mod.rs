@@ -73,6 +73,9 @@ pub struct State {
     checks: Option<Rc<Checks>>,
     /// The HTTPS listener's TLS configuration; replaced on reload, read at each accept.
     https: Option<Arc<rustls::ServerConfig>>,
+    /// The streams' pipelines and the WebRTC gateway (none in tests of the routes).
+    #[cfg(feature = "media")]
+    pub media: Option<Rc<crate::media::hub::MediaHub>>,
 }
 
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
@@ -265,6 +268,8 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         events: None,
         checks: None,
         https: None,
+        #[cfg(feature = "media")]
+        media: None,
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -453,6 +458,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             .detach();
         }
         let cfg = state.borrow().config.clone();
+
         if let Some(port) = cfg.ports.dns {
             for ip in &cfg.dns_addrs {
                 let (udp, tcp) = bind_dns(*ip, port).await?;
@@ -477,6 +483,45 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 ex.spawn(http_server::serve(listener, scheme, state.clone(), ex.clone()))
                     .detach();
             }
+        }
+        // Media starts beside the rest, after the listeners: GStreamer's start-up (its plugin
+        // registry) must not delay DNS, and a media failure leaves DNS and HTTP serving.
+        #[cfg(feature = "media")]
+        if !cfg.streams.is_empty() {
+            let (state, ex2, streams) = (state.clone(), ex.clone(), cfg.streams.clone());
+            let ip = cfg.advertise_addr;
+            ex.spawn(async move {
+                let mut key = [0u8; 32];
+                let hub = match os_random(&mut key) {
+                    Ok(()) => crate::media::hub::MediaHub::start(ip, &streams, key, &ex2).await,
+                    Err(e) => Err(format!("no random bytes for WHEP session IDs: {e}")),
+                };
+                let hub = match hub {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::error!("media: {e}; streams are unavailable, everything else runs");
+                        let mut s = state.borrow_mut();
+                        for st in s.stream_status.values_mut() {
+                            st.state = "unavailable";
+                            st.reason = e.clone();
+                        }
+                        return;
+                    }
+                };
+                state.borrow_mut().media = Some(hub.clone());
+                loop {
+                    {
+                        let mut s = state.borrow_mut();
+                        for spec in &streams {
+                            if let Some(st) = hub.status(&spec.name) {
+                                s.stream_status.insert(spec.name.clone(), st);
+                            }
+                        }
+                    }
+                    async_io::Timer::after(crate::media::hub::STATUS_EVERY).await;
+                }
+            })
+            .detach();
         }
         {
             let s = state.borrow();

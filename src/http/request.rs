@@ -22,6 +22,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The ACL token: `X-Consul-Token`, `Authorization: Bearer`, or `?token=`.
     pub token: Option<String>,
+    /// The body's `Content-Type` (WHEP wants `application/sdp`).
+    pub content_type: Option<String>,
 }
 
 /// `?index=N&wait=D`: wait until the data's index passes `index`, at most `wait`.
@@ -47,6 +49,7 @@ impl Request {
             query,
             body,
             token,
+            content_type: None,
         }
     }
 
@@ -56,14 +59,18 @@ impl Request {
         mut self,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> Request {
-        let mut bearer = None;
+        let (mut bearer, mut consul) = (None, None);
         for (name, value) in headers {
             let Ok(v) = std::str::from_utf8(value) else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("content-type") {
+                self.content_type = Some(v.trim().to_string());
+                continue;
+            }
             if name.eq_ignore_ascii_case("x-consul-token") {
-                self.token = Some(v.trim().to_string());
-                return self;
+                consul = Some(v.trim().to_string());
+                continue;
             }
             if name.eq_ignore_ascii_case("authorization")
                 && let Some(t) = v.trim().strip_prefix("Bearer ")
@@ -71,8 +78,8 @@ impl Request {
                 bearer = Some(t.trim().to_string());
             }
         }
-        if bearer.is_some() {
-            self.token = bearer;
+        if let Some(t) = consul.or(bearer) {
+            self.token = Some(t);
         }
         self
     }

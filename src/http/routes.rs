@@ -155,6 +155,9 @@ pub fn handle(state: &mut State, req: &Request) -> Handled {
     {
         return page.into();
     }
+    if req.path.starts_with("/whep/") {
+        return whep(state, req).into();
+    }
     if let Some(name) = req.path.strip_prefix("/streams/") {
         if req.method != Method::GET && req.method != Method::HEAD {
             return method_not_allowed(req, "GET").into();
@@ -507,6 +510,51 @@ fn status(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<
         "peers" => Ok(Reply::json(&leader.into_iter().collect::<Vec<_>>(), pretty).into()),
         _ => Err(not_found(format!("no such API path: {}", req.path))),
     }
+}
+
+/// WHEP (`/whep/<stream>[/<session>]`), answered by the media gateway.
+#[cfg(feature = "media")]
+fn whep(state: &mut State, req: &Request) -> Reply {
+    let Some(hub) = state.media.clone() else {
+        return not_found("no streams are configured on this agent");
+    };
+    let now = std::time::Instant::now();
+    let r = hub.gateway.with(|gw| {
+        crate::media::whep::handle(
+            gw,
+            now,
+            &req.method,
+            &req.path,
+            req.content_type.as_deref(),
+            &req.body,
+        )
+    });
+    if r.status == StatusCode::CREATED
+        && let Some(stream) = req.path.strip_prefix("/whep/")
+    {
+        hub.watched(stream.trim_end_matches('/'));
+    }
+    let content_type = match r.header("content-type") {
+        Some(t) if t.starts_with("application/sdp") => "application/sdp",
+        _ => super::request::TEXT,
+    };
+    Reply {
+        status: r.status,
+        content_type,
+        body: r.body.into(),
+        index: None,
+        allow: None,
+        headers: r
+            .headers
+            .into_iter()
+            .filter(|(n, _)| *n != "content-type")
+            .collect(),
+    }
+}
+
+#[cfg(not(feature = "media"))]
+fn whep(_state: &mut State, _req: &Request) -> Reply {
+    not_found("this outpost was built without the media feature: no WHEP")
 }
 
 /// `/v1/streams` (outpost's): each configured stream, what it is and what it is doing.
