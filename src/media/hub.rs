@@ -49,13 +49,30 @@ impl MediaHub {
         let shared = SharedGateway::new(gateway);
         let (tx, rx) = async_channel::bounded::<StreamFrame>(FRAMES_IN_FLIGHT);
         let mut pipelines = BTreeMap::new();
+        let mut receivers = Vec::new();
+        let mut senders = Vec::new();
         for spec in streams {
             let (ptx, prx) = async_channel::bounded(PIPELINE_CHANNEL);
-            let handle = Pipeline::new(spec, &EncoderChoice::software(spec.codec))
-                .and_then(|p| p.start_stopped(ptx))
-                .map_err(|e| format!("stream {:?}: {e}", spec.name))?;
-            pipelines.insert(spec.name.clone(), handle);
-            let name: Arc<str> = spec.name.as_str().into();
+            senders.push((spec.clone(), ptx));
+            receivers.push((spec.name.clone(), prx));
+        }
+        // GStreamer's initialisation (its plugin registry) and the pipelines' parsing take
+        // tens of milliseconds: off the executor, so DNS and HTTP keep answering meanwhile.
+        let built = smol::unblock(move || {
+            senders
+                .into_iter()
+                .map(|(spec, ptx)| {
+                    Pipeline::new(&spec, &EncoderChoice::software(spec.codec))
+                        .and_then(|p| p.start_stopped(ptx))
+                        .map(|h| (spec.name.clone(), h))
+                        .map_err(|e| format!("stream {:?}: {e}", spec.name))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await?;
+        pipelines.extend(built);
+        for (name, prx) in receivers {
+            let name: Arc<str> = name.as_str().into();
             let tx = tx.clone();
             ex.spawn(async move {
                 while let Ok(f) = prx.recv().await {
