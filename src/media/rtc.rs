@@ -340,8 +340,8 @@ impl Gateway {
                 max: s.max_viewers,
             });
         }
-        let offer =
-            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp)
+            .map_err(|e| JoinError::BadOffer(parse_reason(&e.to_string())))?;
         let offered = offer::check(offer_sdp, stream, codec).map_err(JoinError::NoCommonCodec)?;
 
         let mut rtc = self.rtc_config(codec, audio && offered.opus).build(now);
@@ -715,4 +715,17 @@ pub struct Joined {
     pub id: ViewerId,
     pub session: String,
     pub answer: String,
+}
+
+/// The SDP parser's message without the memory address it names the position by (a
+/// `PointerOffset(0x...)` says nothing to the client and shows an address of this process).
+fn parse_reason(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("at PointerOffset(") {
+        out.push_str(rest[..i].trim_end());
+        rest = rest[i..].find(')').map_or("", |j| &rest[i + j + 1..]);
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -331,7 +331,10 @@ fn an_unknown_stream_and_a_bad_sdp_are_refused_naming_the_culprit() {
         JoinError::UnknownStream("nope".into())
     );
     match sim.gw.add_viewer(now, "cam", "this is not SDP") {
-        Err(JoinError::BadOffer(m)) => assert!(m.contains("SDP"), "{m}"),
+        Err(JoinError::BadOffer(m)) => {
+            assert!(m.contains("SDP"), "{m}");
+            assert!(!m.contains("0x"), "no process address in the reason: {m}");
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(sim.gw.stats().viewers, 0);
