@@ -28,13 +28,10 @@ fn require_openssl() {
 }
 
 fn https_port(agent: &Agent) -> u16 {
-    let log = agent.log();
-    let rest = log
-        .split("HTTPS listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no HTTPS listener in the log:\n{log}"));
-    let addr: std::net::SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-    addr.port()
+    agent
+        .https
+        .expect("HTTPS listener in the agent's log")
+        .port()
 }
 
 /// `curl -s -o /dev/null -w %{http_code} ARGS` over HTTPS: the status, or 0 when the TLS

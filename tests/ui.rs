@@ -8,11 +8,10 @@ mod browser;
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use browser::{node_deps, require_browser, run_bounded};
+use browser::{artifacts_dir, node_deps, require_browser, run_bounded};
 use common::Agent;
 
 /// The node test script and its pinned dependencies.
@@ -24,9 +23,7 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
 fn status_page_shows_the_node_and_its_services_and_follows_the_catalog_live() {
     let browser = require_browser();
     let deps = node_deps("ui", &[SCRIPT]);
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-artifacts");
-    let _ = fs::remove_dir_all(&artifacts);
-    fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = artifacts_dir("ui-artifacts");
 
     let agent = Agent::start(&[
         "-dev",
@@ -39,12 +36,7 @@ fn status_page_shows_the_node_and_its_services_and_follows_the_catalog_live() {
     ]);
     let url = format!("http://{}/", agent.http.expect("HTTP listener"));
     // The browser opens the page where people do: the agent's HTTPS port.
-    let log = agent.log();
-    let https = log
-        .split("HTTPS listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no HTTPS listener in the agent's log:\n{log}"));
+    let https = agent.https.expect("HTTPS listener");
     let page = format!("https://{https}/");
     let mut node = Command::new("node");
     let dns = agent.dns.expect("DNS listener").to_string();
@@ -84,9 +76,7 @@ fn status_page_shows_the_node_and_its_services_and_follows_the_catalog_live() {
 fn the_viewer_page_plays_the_dev_test_stream_over_whep() {
     let browser = require_browser();
     let deps = node_deps("ui", &["viewer_page.mjs"]);
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-artifacts");
-    let _ = fs::remove_dir_all(&artifacts);
-    fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = artifacts_dir("viewer-artifacts");
     let agent = Agent::start(&[
         "-dev",
         "-dns-port",
@@ -97,12 +87,7 @@ fn the_viewer_page_plays_the_dev_test_stream_over_whep() {
         "0",
     ]);
     let api = format!("http://{}/", agent.http.expect("HTTP listener"));
-    let log = agent.log();
-    let https = log
-        .split("HTTPS listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no HTTPS listener in the agent's log:\n{log}"));
+    let https = agent.https.expect("HTTPS listener");
     let mut node = Command::new("node");
     node.arg(deps.join("viewer_page.mjs"))
         .arg(format!("https://{https}/streams/test"))

@@ -13,14 +13,12 @@ mod harness;
 #[path = "whep/heap.rs"]
 mod heap;
 
-use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use outpost::config::stream::StreamSpec;
 
-use browser::{node_deps, require_browser, run_bounded};
+use browser::{artifacts_dir, node_deps, require_browser, run_bounded};
 use harness::Harness;
 
 /// Counts the gateway's heap for [`a_viewer_costs_the_gateway_a_bounded_heap`].
@@ -38,9 +36,7 @@ const MAX_VIEWERS: usize = 4;
 fn chromium_viewers_watch_a_stream_encoded_once_over_whep() {
     let browser = require_browser();
     let deps = node_deps("whep", &[SCRIPT]);
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("whep-artifacts");
-    let _ = fs::remove_dir_all(&artifacts);
-    fs::create_dir_all(&artifacts).unwrap();
+    let artifacts = artifacts_dir("whep-artifacts");
 
     let spec = StreamSpec {
         max_viewers: MAX_VIEWERS,

@@ -12,7 +12,7 @@ use async_net::UdpSocket;
 use smol::LocalExecutor;
 
 use super::pipeline::{
-    EncoderChoice, KeyframeRequest, MediaKind, Pipeline, PipelineHandle, StreamState,
+    EncoderChoice, KeyframeRequest, MediaFrame, MediaKind, Pipeline, PipelineHandle, StreamState,
 };
 use super::rtc::udp::{SharedGateway, StreamFrame, drive};
 use super::rtc::{Frame, Gateway, GatewayConfig, GatewayEvent};
@@ -76,12 +76,7 @@ impl MediaHub {
             let tx = tx.clone();
             ex.spawn(async move {
                 while let Ok(f) = prx.recv().await {
-                    let frame = Frame {
-                        video: f.kind == MediaKind::Video,
-                        data: f.data,
-                        keyframe: f.keyframe,
-                        pts: f.pts,
-                    };
+                    let frame = to_frame(f);
                     if tx
                         .send(StreamFrame {
                             stream: name.clone(),
@@ -130,12 +125,7 @@ impl MediaHub {
                 if p.request_keyframe() == KeyframeRequest::Unavailable {
                     let now = Instant::now();
                     for f in p.gop() {
-                        let frame = Frame {
-                            video: f.kind == MediaKind::Video,
-                            data: f.data,
-                            keyframe: f.keyframe,
-                            pts: f.pts,
-                        };
+                        let frame = to_frame(f);
                         self.gateway.with(|gw| gw.push_frame(now, &stream, &frame));
                     }
                 }
@@ -171,6 +161,16 @@ impl MediaHub {
             fps: (stats.fps * 10.0).round() / 10.0,
             bitrate_kbps: (stats.video_bitrate / 100.0).round() / 10.0,
         })
+    }
+}
+
+/// A pipeline's frame as the gateway takes it (the data is shared, not copied).
+fn to_frame(f: MediaFrame) -> Frame {
+    Frame {
+        video: f.kind == MediaKind::Video,
+        data: f.data,
+        keyframe: f.keyframe,
+        pts: f.pts,
     }
 }
 

@@ -78,6 +78,14 @@ pub fn run_bounded(
     }
 }
 
+/// An empty directory `name` under the target dir, for a test's screenshots and logs.
+pub fn artifacts_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Copies `tests/<folder>/` (the pinned package files and `scripts`) into a directory under
 /// the target dir and installs the pinned `playwright-core` there with `npm ci`, unless the
 /// same lock file is installed there already.

@@ -14,6 +14,7 @@ pub struct Agent {
     pub log: Arc<Mutex<String>>,
     pub dns: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
 }
 
 pub fn bin() -> PathBuf {
@@ -56,6 +57,7 @@ impl Agent {
             log,
             dns: None,
             http: None,
+            https: None,
         };
         if rx.recv_timeout(Duration::from_secs(20)).is_err() {
             panic!("agent did not start; log:\n{}", agent.log());
@@ -63,6 +65,7 @@ impl Agent {
         let log = agent.log();
         agent.dns = logged_addr(&log, "DNS listening on ");
         agent.http = logged_addr(&log, "HTTP listening on ");
+        agent.https = logged_addr(&log, "HTTPS listening on ");
         agent
     }
 
