@@ -35,7 +35,7 @@ const MAX_VIEWERS: usize = 4;
 #[test]
 fn chromium_viewers_watch_a_stream_encoded_once_over_whep() {
     let browser = require_browser();
-    let deps = node_deps("whep", &[SCRIPT]);
+    let deps = node_deps("whep", &[SCRIPT, "player.html"]);
     let artifacts = artifacts_dir("whep-artifacts");
 
     let spec = StreamSpec {

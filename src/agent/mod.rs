@@ -58,7 +58,9 @@ pub struct State {
     pub watch: WatchHub,
     /// HTTP reads already answered for the current catalog.
     pub http_cache: ReadCache,
-    /// By stream name, for each stream of the config.
+    /// By stream name, for each stream of the config: what is known without the media hub
+    /// (before it has applied the config's streams, or when media is unavailable); the hub
+    /// itself answers for the streams it runs.
     pub stream_status: std::collections::BTreeMap<String, StreamStatus>,
     pub metrics: Metrics,
     /// What the applied config defined, to know what a reload removes.
@@ -76,10 +78,12 @@ pub struct State {
     /// The streams' pipelines and the WebRTC gateway (none in tests of the routes).
     #[cfg(feature = "media")]
     pub media: Option<Rc<crate::media::hub::MediaHub>>,
+    /// Notified when a reload changed the streams, for the media task to apply them.
+    streams_changed: Rc<event_listener::Event>,
 }
 
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
-/// layer keeps it up to date; without it (a build without the `media` feature) every stream
+/// hub tells it live; without it (a build without the `media` feature) every stream
 /// is `unavailable`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamStatus {
@@ -270,6 +274,7 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         https: None,
         #[cfg(feature = "media")]
         media: None,
+        streams_changed: Rc::default(),
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -304,8 +309,19 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     if state.config.dns_addrs != new.dns_addrs {
         tracing::warn!("DNS addresses changed: take effect at the next restart");
     }
+    // The media task applies the new streams (pipelines are built off the executor); until
+    // then they show as configured, idle.
     if state.config.streams != new.streams {
-        tracing::warn!("streams changed: take effect at the next restart");
+        state.streams_changed.notify(usize::MAX);
+    }
+    state
+        .stream_status
+        .retain(|name, _| new.streams.iter().any(|s| s.name == *name));
+    for s in &new.streams {
+        state
+            .stream_status
+            .entry(s.name.clone())
+            .or_insert_with(StreamStatus::initial);
     }
     state.responder.set_settings(new.dns_settings());
     if let Some(checks) = &state.checks {
@@ -487,42 +503,8 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
         // Media starts beside the rest, after the listeners: GStreamer's start-up (its plugin
         // registry) must not delay DNS, and a media failure leaves DNS and HTTP serving.
         #[cfg(feature = "media")]
-        if !cfg.streams.is_empty() {
-            let (state, ex2, streams) = (state.clone(), ex.clone(), cfg.streams.clone());
-            let ip = cfg.advertise_addr;
-            ex.spawn(async move {
-                let mut key = [0u8; 32];
-                let hub = match os_random(&mut key) {
-                    Ok(()) => crate::media::hub::MediaHub::start(ip, &streams, key, &ex2).await,
-                    Err(e) => Err(format!("no random bytes for WHEP session IDs: {e}")),
-                };
-                let hub = match hub {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::error!("media: {e}; streams are unavailable, everything else runs");
-                        let mut s = state.borrow_mut();
-                        for st in s.stream_status.values_mut() {
-                            st.state = "unavailable";
-                            st.reason = e.clone();
-                        }
-                        return;
-                    }
-                };
-                state.borrow_mut().media = Some(hub.clone());
-                loop {
-                    {
-                        let mut s = state.borrow_mut();
-                        for spec in &streams {
-                            if let Some(st) = hub.status(&spec.name) {
-                                s.stream_status.insert(spec.name.clone(), st);
-                            }
-                        }
-                    }
-                    async_io::Timer::after(crate::media::hub::STATUS_EVERY).await;
-                }
-            })
+        ex.spawn(run_media(state.clone(), ex.clone(), cfg.advertise_addr))
             .detach();
-        }
         {
             let s = state.borrow();
             tracing::info!(
@@ -592,6 +574,54 @@ async fn bind_dns(
         }
     }
     Err(last.unwrap_or_else(|| bind_err(std::io::Error::other("no port"))))
+}
+
+/// The media task: starts the WebRTC gateway when the config has streams and applies the
+/// streams of each reloaded config. A gateway that cannot start leaves the streams
+/// `unavailable` with the reason (tried again at the next change of streams); everything
+/// else runs.
+#[cfg(feature = "media")]
+async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip: IpAddr) {
+    use crate::media::hub::MediaHub;
+    let mut hub: Option<Rc<MediaHub>> = None;
+    let mut applied: Option<Vec<crate::config::StreamSpec>> = None;
+    let changed = state.borrow().streams_changed.clone();
+    loop {
+        // Listen before reading the config, so that a reload meanwhile is not missed.
+        let listener = changed.listen();
+        let wanted = state.borrow().config.streams.clone();
+        if applied.as_ref() != Some(&wanted) {
+            if hub.is_none() && !wanted.is_empty() {
+                let mut key = [0u8; 32];
+                let started = match os_random(&mut key) {
+                    Ok(()) => MediaHub::start(ip, key, &ex).await,
+                    Err(e) => Err(format!("no random bytes for WHEP session IDs: {e}")),
+                };
+                match started {
+                    Ok(h) => {
+                        state.borrow_mut().media = Some(h.clone());
+                        hub = Some(h);
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "media: {e}; streams are unavailable, everything else runs"
+                        );
+                        let mut s = state.borrow_mut();
+                        for st in s.stream_status.values_mut() {
+                            st.state = "unavailable";
+                            st.reason = e.clone();
+                        }
+                    }
+                }
+            }
+            if let Some(h) = &hub {
+                h.apply(&wanted).await;
+            }
+            applied = Some(wanted);
+            continue;
+        }
+        listener.await;
+    }
 }
 
 /// Fills `buf` from the kernel's random source: the one place the process reads OS

@@ -518,6 +518,17 @@ fn whep(state: &mut State, req: &Request) -> Reply {
     let Some(hub) = state.media.clone() else {
         return not_found("no streams are configured on this agent");
     };
+    if req.method == Method::POST
+        && let Some(reason) = req
+            .path
+            .strip_prefix("/whep/")
+            .and_then(|s| hub.unavailable(s.trim_end_matches('/')))
+    {
+        return Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("this stream is unavailable: {reason}"),
+        );
+    }
     let now = std::time::Instant::now();
     let r = hub.gateway.with(|gw| {
         crate::media::whep::handle(
@@ -573,7 +584,7 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
         bitrate: u32,
         max_viewers: usize,
         state: &'static str,
-        reason: &'a str,
+        reason: String,
         viewers: usize,
         measured_width: u32,
         measured_height: u32,
@@ -589,7 +600,14 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
         .iter()
         .filter(|s| rest.is_empty() || s.name == rest)
         .map(|s| {
-            let st = state.stream_status.get(&s.name).unwrap_or(&idle);
+            // Live from the media hub; what the agent knows otherwise (not applied yet, or
+            // no media).
+            #[cfg(feature = "media")]
+            let live = state.media.as_ref().and_then(|h| h.status(&s.name));
+            #[cfg(not(feature = "media"))]
+            let live: Option<crate::agent::StreamStatus> = None;
+            let st =
+                live.unwrap_or_else(|| state.stream_status.get(&s.name).unwrap_or(&idle).clone());
             JsonStream {
                 name: &s.name,
                 source: s.source.kind(),
@@ -601,7 +619,7 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
                 bitrate: s.bitrate_kbps,
                 max_viewers: s.max_viewers,
                 state: st.state,
-                reason: &st.reason,
+                reason: st.reason,
                 viewers: st.viewers,
                 measured_width: st.width,
                 measured_height: st.height,

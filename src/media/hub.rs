@@ -1,12 +1,14 @@
 //! The agent's media shell: one pipeline per stream (encoding only while watched), the
 //! WebRTC gateway on one UDP socket, and the glue between them: frames to the gateway,
-//! keyframe requests to the encoder, the streams' state for `/v1/streams`.
+//! keyframe requests to the encoder, the streams' state for `/v1/streams`. Streams change
+//! live: [`MediaHub::apply`] adds, rebuilds and removes pipelines as a reloaded config says.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_net::UdpSocket;
 use smol::LocalExecutor;
@@ -17,6 +19,7 @@ use super::pipeline::{
 use super::rtc::udp::{SharedGateway, StreamFrame, drive};
 use super::rtc::{Frame, Gateway, GatewayConfig, GatewayEvent};
 use crate::config::StreamSpec;
+use crate::config::stream::StreamSource;
 
 /// Frames on their way from the pipelines to the gateway (per stream, the pipeline's own
 /// channel is bounded too and drops when full).
@@ -26,15 +29,23 @@ const PIPELINE_CHANNEL: usize = 64;
 /// The streams' pipelines and the gateway, on the agent's executor.
 pub struct MediaHub {
     pub gateway: Rc<SharedGateway>,
-    pipelines: BTreeMap<String, PipelineHandle>,
+    streams: RefCell<BTreeMap<String, Entry>>,
+    /// Every pipeline's frames, to the gateway's shell.
+    frames: async_channel::Sender<StreamFrame>,
+    ex: Rc<LocalExecutor<'static>>,
+}
+
+/// A configured stream and its pipeline, or why it has none.
+struct Entry {
+    spec: StreamSpec,
+    pipeline: Result<PipelineHandle, String>,
 }
 
 impl MediaHub {
-    /// Binds the gateway's UDP socket on `ip`, builds every stream's pipeline (stopped until
-    /// someone watches) and spawns the tasks that move frames and events.
+    /// Binds the gateway's UDP socket on `ip` and spawns the task that moves its datagrams,
+    /// frames and events. No stream yet: [`MediaHub::apply`] adds them.
     pub async fn start(
         ip: std::net::IpAddr,
-        streams: &[StreamSpec],
         session_key: [u8; 32],
         ex: &Rc<LocalExecutor<'static>>,
     ) -> Result<Rc<MediaHub>, String> {
@@ -44,57 +55,14 @@ impl MediaHub {
         let addr = socket
             .local_addr()
             .map_err(|e| format!("WebRTC socket: {e}"))?;
-        let mut gateway = Gateway::new(GatewayConfig::new(addr, session_key))?;
-        gateway.set_streams(Instant::now(), streams);
-        let shared = SharedGateway::new(gateway);
+        let shared = SharedGateway::new(Gateway::new(GatewayConfig::new(addr, session_key))?);
         let (tx, rx) = async_channel::bounded::<StreamFrame>(FRAMES_IN_FLIGHT);
-        let mut pipelines = BTreeMap::new();
-        let mut receivers = Vec::new();
-        let mut senders = Vec::new();
-        for spec in streams {
-            let (ptx, prx) = async_channel::bounded(PIPELINE_CHANNEL);
-            senders.push((spec.clone(), ptx));
-            receivers.push((spec.name.clone(), prx));
-        }
-        // GStreamer's initialisation (its plugin registry) and the pipelines' parsing take
-        // tens of milliseconds: off the executor, so DNS and HTTP keep answering meanwhile.
-        let built = smol::unblock(move || {
-            senders
-                .into_iter()
-                .map(|(spec, ptx)| {
-                    Pipeline::new(&spec, &EncoderChoice::software(spec.codec))
-                        .and_then(|p| p.start_stopped(ptx))
-                        .map(|h| (spec.name.clone(), h))
-                        .map_err(|e| format!("stream {:?}: {e}", spec.name))
-                })
-                .collect::<Result<Vec<_>, String>>()
-        })
-        .await?;
-        pipelines.extend(built);
-        for (name, prx) in receivers {
-            let name: Arc<str> = name.as_str().into();
-            let tx = tx.clone();
-            ex.spawn(async move {
-                while let Ok(f) = prx.recv().await {
-                    let frame = to_frame(f);
-                    if tx
-                        .send(StreamFrame {
-                            stream: name.clone(),
-                            frame,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
-            .detach();
-        }
-        tracing::info!("WebRTC (WHEP) on udp {addr}, {} stream(s)", streams.len());
+        tracing::info!("WebRTC (WHEP) on udp {addr}");
         let hub = Rc::new(MediaHub {
             gateway: shared.clone(),
-            pipelines,
+            streams: RefCell::default(),
+            frames: tx,
+            ex: ex.clone(),
         });
         let weak = Rc::downgrade(&hub);
         ex.spawn(drive(socket, shared, rx, move |e| {
@@ -106,9 +74,109 @@ impl MediaHub {
         Ok(hub)
     }
 
+    /// Makes the running streams those of `specs`: a stream whose definition is unchanged
+    /// keeps its pipeline and viewers; a removed one is closed and its viewers are ended; a
+    /// new or changed one gets a new pipeline (viewers of a changed stream stay when its
+    /// codec and audio did not change, and get the new pipeline's pictures). A stream whose
+    /// pipeline cannot be built is `unavailable` with the reason; the others run.
+    pub async fn apply(&self, specs: &[StreamSpec]) {
+        let old: Vec<Entry> = {
+            let mut streams = self.streams.borrow_mut();
+            let gone: Vec<String> = streams
+                .iter()
+                .filter(|(_, e)| !specs.contains(&e.spec))
+                .map(|(n, _)| n.clone())
+                .collect();
+            gone.iter().filter_map(|n| streams.remove(n)).collect()
+        };
+        for e in old {
+            if let Ok(p) = e.pipeline {
+                // The thread's teardown, awaited without blocking the executor.
+                p.close().await;
+            }
+        }
+        let new: Vec<StreamSpec> = {
+            let streams = self.streams.borrow();
+            specs
+                .iter()
+                .filter(|s| !streams.contains_key(&s.name))
+                .cloned()
+                .collect()
+        };
+        let mut senders = Vec::new();
+        for spec in &new {
+            let (ptx, prx) = async_channel::bounded(PIPELINE_CHANNEL);
+            senders.push((spec.clone(), ptx));
+            self.forward(&spec.name, prx);
+        }
+        // GStreamer's initialisation (its plugin registry) and the pipelines' parsing take
+        // tens of milliseconds: off the executor, so DNS and HTTP keep answering meanwhile.
+        let built = smol::unblock(move || {
+            senders
+                .into_iter()
+                .map(|(spec, ptx)| {
+                    let pipeline = Pipeline::new(&spec, &EncoderChoice::software(spec.codec))
+                        .and_then(|p| p.start_stopped(ptx))
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &pipeline {
+                        tracing::error!("stream {:?} is unavailable: {e}", spec.name);
+                    }
+                    Entry { spec, pipeline }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let now = Instant::now();
+        let mut streams = self.streams.borrow_mut();
+        for e in built {
+            streams.insert(e.spec.name.clone(), e);
+        }
+        // The gateway takes viewers for the streams that have a pipeline.
+        let playable: Vec<StreamSpec> = streams
+            .values()
+            .filter(|e| e.pipeline.is_ok())
+            .map(|e| e.spec.clone())
+            .collect();
+        self.gateway.with(|gw| gw.set_streams(now, &playable));
+        for (name, e) in streams.iter() {
+            if let Ok(p) = &e.pipeline
+                && self.gateway.read(|gw| gw.viewers(name)).unwrap_or(0) > 0
+            {
+                p.start();
+            }
+        }
+        tracing::info!("streams: {} ({} new or changed)", streams.len(), new.len());
+    }
+
+    /// Moves `stream`'s frames from its pipeline to the gateway until the pipeline closes.
+    fn forward(&self, stream: &str, frames: async_channel::Receiver<MediaFrame>) {
+        let name: Arc<str> = stream.into();
+        let tx = self.frames.clone();
+        self.ex
+            .spawn(async move {
+                while let Ok(f) = frames.recv().await {
+                    let frame = to_frame(f);
+                    let stream = name.clone();
+                    if tx.send(StreamFrame { stream, frame }).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .detach();
+    }
+
+    /// Why `stream` takes no viewers though it is configured (its pipeline could not be
+    /// built), if so.
+    pub fn unavailable(&self, stream: &str) -> Option<String> {
+        let streams = self.streams.borrow();
+        streams.get(stream)?.pipeline.as_ref().err().cloned()
+    }
+
     /// A viewer joined `stream` over WHEP: make sure its encoder runs.
     pub fn watched(&self, stream: &str) {
-        if let Some(p) = self.pipelines.get(stream)
+        if let Some(Entry {
+            pipeline: Ok(p), ..
+        }) = self.streams.borrow().get(stream)
             && p.state() == StreamState::Stopped
         {
             p.start();
@@ -118,23 +186,33 @@ impl MediaHub {
     fn on_event(&self, e: GatewayEvent) {
         match e {
             GatewayEvent::KeyframeWanted { stream } => {
-                let Some(p) = self.pipelines.get(&*stream) else {
-                    return;
-                };
-                // An RTP source without a way to ask for a keyframe: the last one kept.
-                if p.request_keyframe() == KeyframeRequest::Unavailable {
-                    let now = Instant::now();
-                    for f in p.gop() {
-                        let frame = to_frame(f);
-                        self.gateway.with(|gw| gw.push_frame(now, &stream, &frame));
+                let gop = {
+                    let streams = self.streams.borrow();
+                    let Some(Entry {
+                        pipeline: Ok(p), ..
+                    }) = streams.get(&*stream)
+                    else {
+                        return;
+                    };
+                    // An RTP source without a way to ask for a keyframe: the last one kept.
+                    match p.request_keyframe() {
+                        KeyframeRequest::Unavailable => p.gop(),
+                        _ => return,
                     }
+                };
+                let now = Instant::now();
+                for f in gop {
+                    let frame = to_frame(f);
+                    self.gateway.with(|gw| gw.push_frame(now, &stream, &frame));
                 }
             }
             GatewayEvent::ViewerConnected { stream, .. } => self.watched(&stream),
             GatewayEvent::ViewerGone { stream, .. } => {
                 let left = self.gateway.read(|gw| gw.viewers(&stream)).unwrap_or(0);
                 if left == 0
-                    && let Some(p) = self.pipelines.get(&*stream)
+                    && let Some(Entry {
+                        pipeline: Ok(p), ..
+                    }) = self.streams.borrow().get(&*stream)
                 {
                     p.stop();
                 }
@@ -144,10 +222,24 @@ impl MediaHub {
 
     /// What `stream` is doing now: state, reason, viewers, measured size, fps, kbit/s.
     pub fn status(&self, stream: &str) -> Option<crate::agent::StreamStatus> {
-        let p = self.pipelines.get(stream)?;
+        let streams = self.streams.borrow();
+        let entry = streams.get(stream)?;
+        let p = match &entry.pipeline {
+            Ok(p) => p,
+            Err(reason) => {
+                return Some(crate::agent::StreamStatus {
+                    state: "unavailable",
+                    reason: reason.clone(),
+                    ..crate::agent::StreamStatus::initial()
+                });
+            }
+        };
         let stats = p.stats();
         let (state, reason) = match &stats.state {
-            StreamState::Stopped => ("idle", String::new()),
+            StreamState::Stopped => match absent_camera(&entry.spec) {
+                Some(reason) => ("offline", reason),
+                None => ("idle", String::new()),
+            },
             StreamState::Starting => ("starting", String::new()),
             StreamState::Playing => ("playing", String::new()),
             StreamState::Offline { reason } => ("offline", reason.clone()),
@@ -164,6 +256,17 @@ impl MediaHub {
     }
 }
 
+/// An unwatched camera is not opened; its absence is still worth showing: a camera stream
+/// whose device node is missing.
+fn absent_camera(spec: &StreamSpec) -> Option<String> {
+    match &spec.source {
+        StreamSource::V4l2 { device } if !std::path::Path::new(device).exists() => {
+            Some(format!("camera {device} is absent"))
+        }
+        _ => None,
+    }
+}
+
 /// A pipeline's frame as the gateway takes it (the data is shared, not copied).
 fn to_frame(f: MediaFrame) -> Frame {
     Frame {
@@ -173,6 +276,3 @@ fn to_frame(f: MediaFrame) -> Frame {
         pts: f.pts,
     }
 }
-
-/// How often the streams' state is copied into the agent state.
-pub const STATUS_EVERY: Duration = Duration::from_secs(1);

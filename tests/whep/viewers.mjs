@@ -1,18 +1,24 @@
 // Watches outpost's WebRTC gateway with Debian's headless Chromium over WHEP, as people would.
-// Usage: node viewers.mjs BASE_URL STREAM MAX_VIEWERS
-//   BASE_URL: the test's HTTP server (player page at /, WHEP at /whep/, counters at /stats)
+// Usage: node viewers.mjs BASE_URL STREAM MAX_VIEWERS [agent]
+//   BASE_URL: the test harness's HTTP server (player page at /, WHEP at /whep/, counters at
+//   /stats), or with `agent` an outpost agent's HTTP API (WHEP at /whep/, the stream's
+//   state at /v1/streams/STREAM; the test player, player.html beside this script, is put
+//   into a page of the agent's origin).
 // Started by tests/whep.rs; prints one JSON line of figures and PASS, or exits non-zero on the
 // first failed check. Every wait is bounded; the whole run is bounded by WATCHDOG_MS.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const [base, stream, maxArg] = process.argv.slice(2);
-if (!base || !stream || !maxArg) {
-  console.error('usage: node viewers.mjs BASE_URL STREAM MAX_VIEWERS');
+const [base, stream, maxArg, mode] = process.argv.slice(2);
+if (!base || !stream || !maxArg || (mode && mode !== 'agent')) {
+  console.error('usage: node viewers.mjs BASE_URL STREAM MAX_VIEWERS [agent]');
   process.exit(2);
 }
+const AGENT = mode === 'agent';
+const PLAYER = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'player.html'), 'utf8');
 const MAX = Number(maxArg);
 const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
 const WATCHDOG_MS = 120_000;
@@ -34,9 +40,12 @@ function check(ok, what) {
   if (!ok) throw new Error(`assertion failed: ${what}`);
 }
 
+// The gateway's counters ({ viewers, ... }), or the agent's view of the stream.
 async function stats() {
-  const r = await fetch(new URL('/stats', base), { signal: AbortSignal.timeout(5_000) });
-  return r.json();
+  const path = AGENT ? `/v1/streams/${stream}` : '/stats';
+  const r = await fetch(new URL(path, base), { signal: AbortSignal.timeout(5_000) });
+  const s = await r.json();
+  return AGENT ? { viewers: s.Viewers, state: s.State, fps: s.MeasuredFps } : s;
 }
 
 // Waits (polling every 100 ms) until the page's viewer decoded more than FRAMES frames.
@@ -71,7 +80,13 @@ try {
     const page = await context.newPage();
     page.setDefaultTimeout(10_000);
     page.on('pageerror', (e) => log('page error:', e.message));
-    await page.goto(base);
+    if (AGENT) {
+      // A page of the agent's origin (WHEP is same-origin), showing the test player.
+      await page.goto(new URL(`/v1/streams/${stream}`, base).href);
+      await page.setContent(PLAYER);
+    } else {
+      await page.goto(base);
+    }
     return page;
   };
   const endpoint = `/whep/${stream}`;
