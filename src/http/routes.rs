@@ -568,6 +568,18 @@ fn whep(_state: &mut State, _req: &Request) -> Reply {
     not_found("this outpost was built without the media feature: no WHEP")
 }
 
+/// A stream's state live from the media hub (`None`: the hub does not run it yet, or there
+/// is no media; the agent's last word stands then).
+#[cfg(feature = "media")]
+fn live_status(state: &State, name: &str) -> Option<crate::agent::StreamStatus> {
+    state.media.as_ref()?.status(name)
+}
+
+#[cfg(not(feature = "media"))]
+fn live_status(_state: &State, _name: &str) -> Option<crate::agent::StreamStatus> {
+    None
+}
+
 /// `/v1/streams` (outpost's): each configured stream, what it is and what it is doing.
 fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
     expect(req, "GET")?;
@@ -600,14 +612,8 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
         .iter()
         .filter(|s| rest.is_empty() || s.name == rest)
         .map(|s| {
-            // Live from the media hub; what the agent knows otherwise (not applied yet, or
-            // no media).
-            #[cfg(feature = "media")]
-            let live = state.media.as_ref().and_then(|h| h.status(&s.name));
-            #[cfg(not(feature = "media"))]
-            let live: Option<crate::agent::StreamStatus> = None;
-            let st =
-                live.unwrap_or_else(|| state.stream_status.get(&s.name).unwrap_or(&idle).clone());
+            let st = live_status(state, &s.name)
+                .unwrap_or_else(|| state.stream_status.get(&s.name).unwrap_or(&idle).clone());
             JsonStream {
                 name: &s.name,
                 source: s.source.kind(),
