@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use serde::{Deserialize, Serialize};
+
 /// Largest value, as Consul's `kv_max_value_size` default.
 pub const MAX_VALUE: usize = 512 * 1024;
 /// Longest key.
@@ -15,7 +17,7 @@ pub const MAX_KEY: usize = 1024;
 /// Tombstones kept before they are folded into one floor index.
 pub const MAX_TOMBSTONES: usize = 4096;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvEntry {
     pub key: String,
     pub value: Vec<u8>,
@@ -28,14 +30,14 @@ pub struct KvEntry {
 
 #[derive(Clone, Debug, Default)]
 pub struct Kv {
-    entries: BTreeMap<String, KvEntry>,
+    pub(super) entries: BTreeMap<String, KvEntry>,
     /// Deleted keys and the index they were deleted at.
-    tombstones: BTreeMap<String, u64>,
+    pub(super) tombstones: BTreeMap<String, u64>,
     /// Every index of a key or prefix is at least this: the index of the last delete whose
     /// tombstone was folded away.
-    floor: u64,
+    pub(super) floor: u64,
     /// Index of the last change to any key.
-    index: u64,
+    pub(super) index: u64,
 }
 
 /// The entries whose key starts with `prefix`, in key order.

@@ -4,11 +4,13 @@
 pub mod command;
 pub mod kv;
 pub mod model;
+pub mod snapshot;
 pub mod state;
 
 pub use command::{Change, CheckUpdate, Command, Deregistration, KvDelete, KvSet, Registration};
 pub use kv::{Kv, KvEntry};
 pub use model::{Check, CheckDefinition, Health, Node, Service, Weights};
+pub use snapshot::SnapshotError;
 pub use state::{
     ApplyError, Catalog, CheckEntry, HealthFilter, Instance, NodeEntry, ServiceEntry, Topic,
 };

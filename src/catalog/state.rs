@@ -44,7 +44,7 @@ pub struct NodeEntry {
     /// Index of the last change to the node, its services or its checks.
     pub data_index: u64,
     /// Service slots by service ID (see [`Catalog::node_services`]).
-    services: BTreeMap<String, usize>,
+    pub(super) services: BTreeMap<String, usize>,
     /// By check ID.
     pub checks: BTreeMap<String, CheckEntry>,
 }
@@ -59,7 +59,7 @@ pub struct ServiceEntry {
     pub create_index: u64,
     pub modify_index: u64,
     /// Slot of the node it runs on.
-    node: usize,
+    pub(super) node: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -138,7 +138,7 @@ pub enum ApplyError {
 }
 
 /// Lower-cased key: DNS and Consul look names up case-insensitively.
-fn key(name: &str) -> String {
+pub(super) fn key(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
@@ -155,34 +155,34 @@ fn get_ci<'m, V>(map: &'m HashMap<String, V>, name: &str) -> Option<&'m V> {
 #[derive(Clone, Debug)]
 pub struct Catalog {
     /// Index of the last applied command; every change bumps it (blocking queries wait on it).
-    index: u64,
+    pub(super) index: u64,
     /// Names this exact content among every catalog of the process: see [`Catalog::generation`].
-    generation: u64,
-    nodes: Slab<NodeEntry>,
-    services: Slab<ServiceEntry>,
+    pub(super) generation: u64,
+    pub(super) nodes: Slab<NodeEntry>,
+    pub(super) services: Slab<ServiceEntry>,
     /// Node slots by lower-cased node name.
-    node_names: HashMap<String, usize>,
+    pub(super) node_names: HashMap<String, usize>,
     /// By lower-cased service name: the instances' slots and the index of the last change
     /// to any of them.
-    service_names: HashMap<String, ServiceName>,
+    pub(super) service_names: HashMap<String, ServiceName>,
     /// Node slots by node address, for PTR.
-    node_addrs: HashMap<IpAddr, Vec<usize>>,
+    pub(super) node_addrs: HashMap<IpAddr, Vec<usize>>,
     /// Service slots by the service's own address, for PTR.
-    service_addrs: HashMap<IpAddr, Vec<usize>>,
+    pub(super) service_addrs: HashMap<IpAddr, Vec<usize>>,
     /// Index of the last change to any node record, service, or check: what a query over
     /// the whole table (or of something absent) reports, so that it never goes back.
-    nodes_index: u64,
-    services_index: u64,
-    checks_index: u64,
-    kv: Kv,
+    pub(super) nodes_index: u64,
+    pub(super) services_index: u64,
+    pub(super) checks_index: u64,
+    pub(super) kv: Kv,
     /// What the command being applied changed.
-    topics: Vec<Topic>,
+    pub(super) topics: Vec<Topic>,
 }
 
 #[derive(Clone, Debug, Default)]
-struct ServiceName {
-    modify_index: u64,
-    instances: Vec<usize>,
+pub(super) struct ServiceName {
+    pub(super) modify_index: u64,
+    pub(super) instances: Vec<usize>,
 }
 
 impl Default for Catalog {
@@ -206,7 +206,7 @@ impl Default for Catalog {
 }
 
 /// A number no catalog of this process has had before.
-fn next_generation() -> u64 {
+pub(super) fn next_generation() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
@@ -797,7 +797,7 @@ impl Catalog {
 }
 
 /// The worst status among the node's own checks and the service's checks.
-fn aggregate_health(node: &NodeEntry, service_id: &str) -> Health {
+pub(super) fn aggregate_health(node: &NodeEntry, service_id: &str) -> Health {
     node.checks
         .values()
         .filter(|c| c.check.service_id.is_empty() || c.check.service_id == service_id)
