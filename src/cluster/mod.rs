@@ -1,0 +1,3 @@
+//! Cluster membership and consensus among the servers.
+
+pub mod raft;

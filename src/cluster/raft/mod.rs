@@ -1,0 +1,4 @@
+//! Raft.
+
+pub mod storage;
+pub mod wire;
