@@ -81,6 +81,29 @@ impl Recovered {
         self.snapshot.is_none() && self.entries.is_empty() && self.hard_state == Default::default()
     }
 
+    /// What [`DiskLog::open`] gives after `p` was persisted on top of this state: the
+    /// in-memory model of the disk, which the simulator uses as its disk.
+    pub fn apply_persist(&mut self, p: &Persist) {
+        if let Some(hs) = p.hard_state {
+            if p.must_sync || p.snapshot.is_some() || !p.entries.is_empty() {
+                self.hard_state = hs;
+            }
+        }
+        if let Some(s) = &p.snapshot {
+            self.hard_state.commit = self.hard_state.commit.max(s.index);
+            self.hard_state.term = self.hard_state.term.max(s.term);
+            self.snapshot = Some(s.clone());
+            self.entries = p.entries.clone();
+            return;
+        }
+        if let Some(first) = p.entries.first() {
+            let base = self.snapshot.as_ref().map_or(0, |s| s.index);
+            self.entries
+                .truncate(first.index.saturating_sub(base + 1) as usize);
+            self.entries.extend(p.entries.iter().cloned());
+        }
+    }
+
     /// Index of the last entry (or of the snapshot).
     pub fn last_index(&self) -> u64 {
         self.entries

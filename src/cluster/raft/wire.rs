@@ -23,8 +23,10 @@ pub enum WireError {
     TooLarge(usize),
     #[error("malformed raft message: {0}")]
     Malformed(#[from] postcard::Error),
-    #[error("raft message type {0:?} is never sent between servers")]
-    LocalType(MessageType),
+    #[error("raft message from {from} to {to} is not for this server")]
+    Misdirected { from: u64, to: u64 },
+    #[error("raft message is malformed: {0}")]
+    Shape(&'static str),
 }
 
 /// [`EntryType`], as a closed serde enum.
