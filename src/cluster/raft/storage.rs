@@ -84,10 +84,10 @@ impl Recovered {
     /// What [`DiskLog::open`] gives after `p` was persisted on top of this state: the
     /// in-memory model of the disk, which the simulator uses as its disk.
     pub fn apply_persist(&mut self, p: &Persist) {
-        if let Some(hs) = p.hard_state {
-            if p.must_sync || p.snapshot.is_some() || !p.entries.is_empty() {
-                self.hard_state = hs;
-            }
+        if let Some(hs) = p.hard_state
+            && (p.must_sync || p.snapshot.is_some() || !p.entries.is_empty())
+        {
+            self.hard_state = hs;
         }
         if let Some(s) = &p.snapshot {
             self.hard_state.commit = self.hard_state.commit.max(s.index);

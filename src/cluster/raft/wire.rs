@@ -228,11 +228,12 @@ impl WireHardState {
     }
 
     pub fn to_raft(self) -> HardState {
-        let mut hs = HardState::default();
-        hs.term = self.term;
-        hs.vote = self.vote;
-        hs.commit = self.commit;
-        hs
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.commit,
+            ..Default::default()
+        }
     }
 }
 
@@ -248,13 +249,14 @@ impl WireConfState {
     }
 
     pub fn to_raft(&self) -> ConfState {
-        let mut cs = ConfState::default();
-        cs.voters = self.voters.clone();
-        cs.learners = self.learners.clone();
-        cs.voters_outgoing = self.voters_outgoing.clone();
-        cs.learners_next = self.learners_next.clone();
-        cs.auto_leave = self.auto_leave;
-        cs
+        ConfState {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+            voters_outgoing: self.voters_outgoing.clone(),
+            learners_next: self.learners_next.clone(),
+            auto_leave: self.auto_leave,
+            ..Default::default()
+        }
     }
 }
 
@@ -270,9 +272,11 @@ impl WireSnapshot {
     }
 
     pub fn to_raft(&self) -> Snapshot {
-        let mut meta = SnapshotMetadata::default();
-        meta.index = self.index;
-        meta.term = self.term;
+        let mut meta = SnapshotMetadata {
+            index: self.index,
+            term: self.term,
+            ..Default::default()
+        };
         meta.set_conf_state(self.conf_state.to_raft());
         let mut s = Snapshot::default();
         s.set_metadata(meta);

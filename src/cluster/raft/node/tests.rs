@@ -1,1 +1,193 @@
+use super::*;
+use crate::catalog::{Change, KvSet};
 
+fn set(key: &str, cas: Option<u64>) -> Command {
+    Command::one(Change::KvSet(KvSet {
+        key: key.into(),
+        value: b"v".to_vec(),
+        flags: 0,
+        cas,
+    }))
+}
+
+/// Runs the ready cycle with an in-memory disk until nothing is ready.
+fn settle(node: &mut RaftNode, disk: &mut Recovered, sm: &mut Catalog) -> Vec<Event> {
+    while let Some(p) = node.ready() {
+        disk.apply_persist(&p);
+        node.persisted(sm);
+    }
+    std::iter::from_fn(|| node.poll_event()).collect()
+}
+
+/// A single bootstrapped server: it elects itself after an election timeout.
+fn single() -> (RaftNode, Recovered, Catalog) {
+    let mut disk = RaftNode::bootstrap(&[(1, "127.0.0.1:8300".into())]);
+    let mut sm = Catalog::new();
+    let mut now = Instant::now();
+    let mut node = RaftNode::new(RaftConfig::new(1, 7), &disk, &mut sm, now).unwrap();
+    for _ in 0..30 {
+        now += Duration::from_millis(100);
+        node.handle_timeout(now);
+        settle(&mut node, &mut disk, &mut sm);
+        if node.is_leader() {
+            break;
+        }
+    }
+    assert!(node.is_leader());
+    (node, disk, sm)
+}
+
+fn outcomes(events: &[Event]) -> Vec<&Outcome> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_single_server_leads_applies_and_reports_a_failed_cas_as_refused() {
+    let (mut node, mut disk, mut sm) = single();
+    node.propose(1, &set("a", None));
+    node.propose(2, &set("a", Some(0)));
+    let events = settle(&mut node, &mut disk, &mut sm);
+    let outcomes = outcomes(&events);
+    assert!(
+        matches!(outcomes[0], Outcome::Applied { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            outcomes[1],
+            Outcome::Refused {
+                error: ApplyError::CasFailed { .. },
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert!(sm.kv().get("a").is_some());
+}
+
+#[test]
+fn a_read_on_the_leader_is_ready_once_its_term_has_a_commit() {
+    let (mut node, mut disk, mut sm) = single();
+    node.read_index(9);
+    let events = settle(&mut node, &mut disk, &mut sm);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ReadReady { request: 9, .. })),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_server_without_a_leader_refuses_writes_and_reads_at_once() {
+    let disk = RaftNode::bootstrap(&[(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+    let mut sm = Catalog::new();
+    let mut node = RaftNode::new(RaftConfig::new(2, 1), &disk, &mut sm, Instant::now()).unwrap();
+    node.propose(1, &set("a", None));
+    node.read_index(2);
+    let events: Vec<Event> = std::iter::from_fn(|| node.poll_event()).collect();
+    assert_eq!(
+        events,
+        [
+            Event::Completed {
+                request: 1,
+                outcome: Outcome::NotLeader { leader: None }
+            },
+            Event::ReadFailed {
+                request: 2,
+                reason: ReadFailure::NoLeader
+            }
+        ]
+    );
+}
+
+#[test]
+fn junk_and_misdirected_messages_are_refused_without_effect() {
+    let (mut node, _, _) = single();
+    let term = node.term();
+    assert!(node.handle_message(b"\xff\xff\xff\xff junk").is_err());
+    assert!(node.handle_message(&[]).is_err());
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgHeartbeat);
+    m.from = 3;
+    m.to = 99;
+    m.term = term + 5;
+    let e = node
+        .handle_message(&wire::encode_message(&m).unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("not for this server"), "{e}");
+    m.to = 1;
+    m.set_msg_type(MessageType::MsgReadIndex);
+    assert!(
+        node.handle_message(&wire::encode_message(&m).unwrap())
+            .is_err()
+    );
+    assert_eq!(node.term(), term);
+    assert!(node.is_leader());
+}
+
+/// Membership changes carry the server's address in the log; a server learns it on apply.
+#[test]
+fn adding_a_voter_puts_its_address_in_the_peers() {
+    let (mut node, mut disk, mut sm) = single();
+    node.change_membership(
+        1,
+        &ConfChangeRecord::AddVoter {
+            id: 2,
+            addr: "10.0.0.2:8300".into(),
+        },
+    );
+    let events = settle(&mut node, &mut disk, &mut sm);
+    assert!(events.contains(&Event::PeersChanged), "{events:?}");
+    assert_eq!(
+        node.peers().get(&2).map(String::as_str),
+        Some("10.0.0.2:8300")
+    );
+    assert!(
+        matches!(outcomes(&events)[..], [Outcome::Applied { .. }]),
+        "{events:?}"
+    );
+}
+
+/// After `snapshot_every` entries the core snapshots and compacts; a restart from that
+/// disk restores the state from the snapshot and the entries after it.
+#[test]
+fn snapshots_compact_the_log_and_a_restart_restores_from_them() {
+    let mut disk = RaftNode::bootstrap(&[(1, "a".into())]);
+    let mut sm = Catalog::new();
+    let mut now = Instant::now();
+    let mut cfg = RaftConfig::new(1, 3);
+    cfg.snapshot_every = 5;
+    let mut node = RaftNode::new(cfg.clone(), &disk, &mut sm, now).unwrap();
+    while !node.is_leader() {
+        now += Duration::from_millis(100);
+        node.handle_timeout(now);
+        settle(&mut node, &mut disk, &mut sm);
+    }
+    for i in 0..12 {
+        node.propose(i, &set(&format!("k{i}"), None));
+        settle(&mut node, &mut disk, &mut sm);
+    }
+    let snap = disk.snapshot.clone().unwrap();
+    assert!(snap.index >= 10, "snapshot at {}", snap.index);
+    assert!(
+        disk.entries.len() < 5,
+        "log not compacted: {}",
+        disk.entries.len()
+    );
+    let mut restored = Catalog::new();
+    let mut again = RaftNode::new(cfg, &disk, &mut restored, now).unwrap();
+    while !again.is_leader() {
+        now += Duration::from_millis(100);
+        again.handle_timeout(now);
+        settle(&mut again, &mut disk, &mut restored);
+    }
+    assert_eq!(restored.kv().len(), 12);
+    assert_eq!(restored.snapshot(), sm.snapshot());
+}
