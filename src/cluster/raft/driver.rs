@@ -42,6 +42,7 @@ impl<T: StateMachine> StateMachine for Rc<RefCell<T>> {
 /// How to start one server.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// ID, timing and bounds.
     pub raft: RaftConfig,
     /// Where `raft.log` and `raft.snap` live.
     pub data_dir: PathBuf,
@@ -225,6 +226,7 @@ impl RaftServer {
         })
     }
 
+    /// A handle for the agent's tasks.
     pub fn handle(&self) -> RaftHandle {
         self.handle.clone()
     }

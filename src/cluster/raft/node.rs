@@ -156,7 +156,9 @@ pub enum Event {
 /// Bytes for a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
+    /// The peer's server ID.
     pub to: u64,
+    /// One encoded raft message ([`super::wire`]).
     pub bytes: Vec<u8>,
     /// Carries a snapshot: report with [`RaftNode::snapshot_sent`] once it was written
     /// out (or could not be).
@@ -166,12 +168,17 @@ pub struct Transmit {
 /// This server's view of leadership, for `/v1/status/leader` and the operator CLI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// This server.
     pub id: u64,
+    /// The current term.
     pub term: u64,
+    /// The leader this server knows of.
     pub leader: Option<u64>,
+    /// Whether this server leads.
     pub is_leader: bool,
     /// Index of the last command applied here.
     pub applied: u64,
+    /// Index of the last entry known committed.
     pub commit: u64,
     /// The voters and the address each listens on for Raft.
     pub peers: BTreeMap<u64, String>,
@@ -599,14 +606,17 @@ impl RaftNode {
         Some(self.raw.raft.leader_id).filter(|&l| l != 0)
     }
 
+    /// Whether this server leads now.
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
     }
 
+    /// This server's ID.
     pub fn id(&self) -> u64 {
         self.cfg.id
     }
 
+    /// The current term.
     pub fn term(&self) -> u64 {
         self.raw.raft.term
     }

@@ -24,6 +24,7 @@ use check::{KvOp, OpRecord};
 /// The faults and the load of one run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// Every random choice of the run comes from this.
     pub seed: u64,
     /// 3 or 5.
     pub servers: usize,
@@ -41,7 +42,9 @@ pub struct SimConfig {
     pub max_delay: Duration,
     /// Mean time between faults (partition, heal, crash, restart) in the safety phase.
     pub fault_every: Duration,
+    /// Whether the network partitions (into two random groups) and heals.
     pub partitions: bool,
+    /// Whether servers crash and restart.
     pub crashes: bool,
     /// Servers down at once, at most (a minority keeps the cluster available).
     pub max_down: usize,
@@ -76,13 +79,17 @@ impl SimConfig {
 /// What a run did, for reports.
 #[derive(Clone, Debug, Default)]
 pub struct SimReport {
+    /// The run's seed.
     pub seed: u64,
     /// Operations that completed with an answer (writes acknowledged or refused, reads).
     pub completed: usize,
     /// Writes whose outcome stayed unknown (timeouts, crashes).
     pub indeterminate: usize,
+    /// Leaders elected (one per term that had one).
     pub elections: usize,
+    /// Servers crashed.
     pub crashes: usize,
+    /// Partitions made.
     pub partitions: usize,
     /// For each crash of a leader while the rest of the cluster could reach a quorum: the
     /// virtual time until another server led.
@@ -94,7 +101,9 @@ pub struct SimReport {
 /// A violated property, with the seed that shows it.
 #[derive(Clone, Debug)]
 pub struct SimFailure {
+    /// The seed that replays it.
     pub seed: u64,
+    /// Which property, and how.
     pub what: String,
 }
 

@@ -51,6 +51,7 @@ pub struct Persist {
     /// index already stored, which replaces that entry and every later one (a new leader
     /// overwrote them).
     pub entries: Vec<WireEntry>,
+    /// The new term, vote and commit index, if they changed.
     pub hard_state: Option<WireHardState>,
     /// Whether this must reach the disk before the caller goes on (false when only the
     /// commit index moved: that one is re-learnt from the leader after a crash).
@@ -67,7 +68,9 @@ impl Persist {
 /// What [`DiskLog::open`] found: the state to start the core from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
+    /// Term, vote and commit index (the commit at least the snapshot's index).
     pub hard_state: WireHardState,
+    /// The latest snapshot, if any.
     pub snapshot: Option<WireSnapshot>,
     /// The entries after the snapshot, contiguous.
     pub entries: Vec<WireEntry>,

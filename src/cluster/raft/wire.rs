@@ -32,8 +32,11 @@ pub enum WireError {
 /// [`EntryType`], as a closed serde enum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireEntryType {
+    /// A command (or the empty entry a new leader appends).
     Normal,
+    /// A membership change (raft-rs's v1 form, which outpost proposes).
     ConfChange,
+    /// A membership change in raft-rs's v2 form (only its automatic leave-joint entry).
     ConfChangeV2,
 }
 
@@ -219,6 +222,7 @@ impl WireEntry {
 }
 
 impl WireHardState {
+    /// The mirror of raft-rs's hard state.
     pub fn from_raft(hs: &HardState) -> WireHardState {
         WireHardState {
             term: hs.term,
@@ -227,6 +231,7 @@ impl WireHardState {
         }
     }
 
+    /// raft-rs's hard state.
     pub fn to_raft(self) -> HardState {
         HardState {
             term: self.term,
@@ -238,6 +243,7 @@ impl WireHardState {
 }
 
 impl WireConfState {
+    /// The mirror of raft-rs's membership.
     pub fn from_raft(cs: &ConfState) -> WireConfState {
         WireConfState {
             voters: cs.voters.clone(),
@@ -248,6 +254,7 @@ impl WireConfState {
         }
     }
 
+    /// raft-rs's membership.
     pub fn to_raft(&self) -> ConfState {
         ConfState {
             voters: self.voters.clone(),
@@ -261,6 +268,7 @@ impl WireConfState {
 }
 
 impl WireSnapshot {
+    /// The mirror of a raft-rs snapshot.
     pub fn from_raft(s: &Snapshot) -> WireSnapshot {
         let m = s.get_metadata();
         WireSnapshot {
@@ -271,6 +279,7 @@ impl WireSnapshot {
         }
     }
 
+    /// The raft-rs snapshot.
     pub fn to_raft(&self) -> Snapshot {
         let mut meta = SnapshotMetadata {
             index: self.index,
