@@ -3,7 +3,7 @@
 //!
 //! The contract with the core is *persist, then acknowledge*: [`DiskLog::persist`] returns
 //! only after the bytes are fsynced, and only then may the core send the messages that
-//! promise them ([`super::RaftNode::on_persisted`]).
+//! promise them ([`super::RaftNode::persisted`]).
 //!
 //! Crash safety. Every [`Persist`] is one record (`marker, length, CRC-32C, postcard`)
 //! written with one `write` and one fsync, so a crash tears at most the last record: on open
