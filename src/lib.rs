@@ -30,6 +30,7 @@ pub mod agent;
 pub mod catalog;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod http;
