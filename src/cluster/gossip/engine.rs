@@ -1,0 +1,822 @@
+//! The sans-IO gossip core: foca (SWIM) behind the envelope, the rate and replay guards, the
+//! member table and named timers. Bytes, time and a seed in; datagrams, deadlines and member
+//! events out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use foca::{Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec, State};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
+use super::config::{ConfigError, GossipConfig};
+use super::guard::{RateLimiter, ReplayGuard};
+use super::keyring::{KeyError, Keyring};
+use super::members::{EventKind, Member, MemberEvent, MemberStatus, MemberTable};
+use super::node::Node;
+use super::wire::{self, FLAG_JOIN, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
+
+/// Datagrams waiting for the shell; past this the oldest is dropped (and counted).
+pub const MAX_TRANSMITS: usize = 1024;
+/// Events waiting for the shell; past this the oldest is dropped (and counted).
+pub const MAX_EVENTS: usize = 4096;
+/// Join addresses remembered to retry while alone.
+pub const MAX_SEEDS: usize = 16;
+/// Source addresses with a rate bucket.
+pub const MAX_RATE_SOURCES: usize = 4096;
+/// Sender sessions with a replay window.
+pub const MAX_SESSIONS: usize = 4096;
+/// Timers handled in one `handle_timeout` call at most (the rest stay due).
+const MAX_TIMERS_PER_CALL: usize = 10_000;
+
+type Swim = Foca<Node, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The whole datagram, envelope included.
+    pub contents: Vec<u8>,
+}
+
+/// What the core counts. Every datagram received ends in exactly one of `accepted` or a
+/// `dropped_*` counter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams received.
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Datagrams handed to foca after every check.
+    pub accepted: u64,
+    /// Datagrams queued to send.
+    pub packets_out: u64,
+    /// Bytes queued to send.
+    pub bytes_out: u64,
+    /// Larger than `max_packet_size`.
+    pub dropped_oversized: u64,
+    /// Over the sender address's rate.
+    pub dropped_rate: u64,
+    /// Not an envelope, or foca could not decode what was inside.
+    pub dropped_malformed: u64,
+    /// Sealed with no installed key, or sealed while this member has no keyring.
+    pub dropped_decrypt: u64,
+    /// In the clear while this member requires encryption.
+    pub dropped_plaintext: u64,
+    /// Seen before (same session and packet number), or too old for the replay window.
+    pub dropped_replay: u64,
+    /// Decoded but refused by the protocol (e.g. claims to come from this member).
+    pub dropped_protocol: u64,
+    /// Datagrams dropped because the shell did not take them (over [`MAX_TRANSMITS`]).
+    pub dropped_transmits: u64,
+    /// Events dropped because the shell did not take them (over [`MAX_EVENTS`]).
+    pub dropped_events: u64,
+    /// Times this member was declared failed and came back with a new generation.
+    pub rejoins: u64,
+    /// Protocol timers foca reported an error for (its sentinels of a driver bug).
+    pub timer_errors: u64,
+}
+
+/// Why the core last woke up from a timer (str0m's `last_timeout_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WakeReason {
+    /// Probe the next member.
+    Probe,
+    /// A direct probe got no ack: ask others to probe.
+    IndirectProbe,
+    /// A suspicion ran out: declare the member failed unless it refuted.
+    Suspicion,
+    /// Send pending changes to a few members.
+    Gossip,
+    /// Ask a random member for its member list.
+    Announce,
+    /// Forget a member foca knows as down.
+    ForgetDown,
+    /// Refresh suspect flags, reap members, rescale timing to the cluster size.
+    Scan,
+    /// Try to reach failed members (or the join addresses when alone).
+    Reconnect,
+}
+
+/// This member's own standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LocalState {
+    /// No live peer: not joined yet, or every other member is failed or left.
+    Alone,
+    /// Joined: at least one live peer.
+    Active,
+    /// Left gracefully ([`Gossip::leave`]); [`Gossip::join`] rejoins.
+    Left,
+    /// Declared failed and out of generations to rejoin with (after 2^32 rejoins).
+    Defunct,
+}
+
+/// Why an operation was refused. The core's state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GossipError {
+    /// The configuration does not fit together.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The local identity is not acceptable.
+    #[error("gossip identity: {0}")]
+    Identity(String),
+    /// A join to this member's own address.
+    #[error("cannot join {0}: it is this agent's own gossip address")]
+    OwnAddress(SocketAddr),
+    /// A keyring operation while gossip is not encrypted.
+    #[error("gossip encryption is not enabled (start the agent with -encrypt)")]
+    NotEncrypted,
+    /// A keyring operation was refused.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The local identity ran out of generations.
+    #[error("this member is out of generations to rejoin with")]
+    Defunct,
+    /// A change of tags after leaving.
+    #[error("this member has left the cluster; join again first")]
+    Left,
+    /// foca refused (an encoding error: the identity does not fit a packet).
+    #[error("gossip protocol: {0}")]
+    Protocol(String),
+}
+
+/// A timer of the core, named.
+#[derive(Clone, Debug)]
+enum Timer {
+    /// One of foca's protocol timers.
+    Swim(foca::Timer<Node>),
+    /// Refresh suspect flags, reap, rescale.
+    Scan,
+    /// Reach failed members, or the join addresses when alone.
+    Reconnect,
+}
+
+/// What foca asked for during one call, collected and then handled by the core.
+#[derive(Default)]
+struct Collect {
+    sends: Vec<(Node, Vec<u8>)>,
+    timers: Vec<(Duration, foca::Timer<Node>)>,
+    notes: Vec<OwnedNotification<Node>>,
+}
+
+impl foca::Runtime<Node> for Collect {
+    fn notify(&mut self, notification: foca::Notification<'_, Node>) {
+        self.notes.push(notification.to_owned());
+    }
+
+    fn send_to(&mut self, to: Node, data: &[u8]) {
+        self.sends.push((to, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: foca::Timer<Node>, after: Duration) {
+        self.timers.push((after, event));
+    }
+}
+
+/// The gossip core. One per agent; see the [module docs](super) for the driver contract.
+pub struct Gossip {
+    config: GossipConfig,
+    swim: Swim,
+    rt: Collect,
+    rng: StdRng,
+    keyring: Option<Keyring>,
+    session: u64,
+    seq: u64,
+    replay: ReplayGuard,
+    limiter: RateLimiter,
+    table: MemberTable,
+    local: Member,
+    left: bool,
+    defunct: bool,
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_seq: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MemberEvent>,
+    new_events: Vec<MemberEvent>,
+    counters: Counters,
+    seeds: VecDeque<SocketAddr>,
+    scratch: Vec<u8>,
+    /// The cluster size foca's timing was last scaled for.
+    scaled_for: usize,
+    last_wake: Option<WakeReason>,
+}
+
+impl std::fmt::Debug for Gossip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gossip")
+            .field("local", &self.local)
+            .field("members", &self.table.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gossip {
+    /// A core for the member `local`, not yet joined. `keyring` turns encryption on (every
+    /// packet sealed, plain ones refused); `seed` is the only randomness the core uses
+    /// (probe order, nonces, its session): draw it from the OS, or from the simulator's
+    /// seed. `now` starts the core's timers.
+    pub fn new(
+        config: GossipConfig,
+        local: Node,
+        keyring: Option<Keyring>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Gossip, GossipError> {
+        config.validate()?;
+        local.validate().map_err(GossipError::Identity)?;
+        let mut rng = StdRng::from_seed(seed);
+        let swim_rng = StdRng::from_rng(&mut rng);
+        let sealed = keyring.is_some();
+        let swim = Foca::new(
+            local.clone(),
+            config.foca(1, sealed),
+            swim_rng,
+            PostcardCodec,
+        );
+        let session = rng.next_u64();
+        let mut core = Gossip {
+            limiter: RateLimiter::new(config.rate_limit, config.rate_burst, MAX_RATE_SOURCES),
+            replay: ReplayGuard::new(MAX_SESSIONS),
+            config,
+            swim,
+            rt: Collect::default(),
+            rng,
+            keyring,
+            session,
+            seq: 0,
+            table: MemberTable::default(),
+            local: Member {
+                node: local,
+                status: MemberStatus::Alive,
+                suspect: false,
+                since: now,
+            },
+            left: false,
+            defunct: false,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            new_events: Vec::new(),
+            counters: Counters::default(),
+            seeds: VecDeque::new(),
+            scratch: Vec::new(),
+            scaled_for: 1,
+            last_wake: None,
+        };
+        core.arm(now + core.config.gossip_interval, Timer::Scan);
+        core.arm(now + core.config.reconnect_interval, Timer::Reconnect);
+        Ok(core)
+    }
+
+    // ---- inputs ----
+
+    /// A datagram arrived from `from`. Oversized, rate-limited, malformed, undecryptable,
+    /// plain (when encrypted) and replayed datagrams are dropped and counted; nothing here
+    /// panics on any input.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, packet: &[u8]) {
+        let c = &mut self.counters;
+        c.packets_in += 1;
+        c.bytes_in += packet.len() as u64;
+        if packet.len() > self.config.max_packet_size {
+            c.dropped_oversized += 1;
+            return;
+        }
+        if !self.limiter.allow(from, now) {
+            c.dropped_rate += 1;
+            return;
+        }
+        let header = match wire::open(self.keyring.as_ref(), packet, &mut self.scratch) {
+            Ok(h) => h,
+            Err(OpenError::Malformed) => {
+                c.dropped_malformed += 1;
+                return;
+            }
+            Err(OpenError::Decrypt) => {
+                c.dropped_decrypt += 1;
+                return;
+            }
+            Err(OpenError::Plaintext) => {
+                c.dropped_plaintext += 1;
+                return;
+            }
+        };
+        if header.session == self.session {
+            c.dropped_protocol += 1;
+            return;
+        }
+        if !self.replay.check(header.session, header.seq, now) {
+            c.dropped_replay += 1;
+            return;
+        }
+        let result = if header.flags & FLAG_JOIN != 0 {
+            match self.readdress_join() {
+                Some(()) => self.swim.handle_data(&self.scratch, &mut self.rt),
+                None => Err(foca::Error::MalformedPacket),
+            }
+        } else {
+            self.swim
+                .handle_data(&self.scratch[FRAME_HEADER..], &mut self.rt)
+        };
+        match result {
+            Ok(()) => self.counters.accepted += 1,
+            Err(
+                foca::Error::Decode(_) | foca::Error::MalformedPacket | foca::Error::DataTooBig,
+            ) => self.counters.dropped_malformed += 1,
+            Err(e) => {
+                tracing::debug!("gossip: packet from {from} refused: {e}");
+                self.counters.dropped_protocol += 1;
+            }
+        }
+        self.after_swim(now, Some(from));
+    }
+
+    /// A join's announce is addressed to a placeholder (the joiner knows our address, not
+    /// our name): check it is exactly that and address it to us, in `scratch`.
+    fn readdress_join(&mut self) -> Option<()> {
+        let payload = self.scratch.get(FRAME_HEADER..)?;
+        let (mut header, rest) = postcard::take_from_bytes::<foca::Header<Node>>(payload).ok()?;
+        if header.message != foca::Message::Announce || !rest.is_empty() {
+            return None;
+        }
+        if !header.dst.is_placeholder() {
+            return None;
+        }
+        header.dst = self.swim.identity().clone();
+        self.scratch = postcard::to_allocvec(&header).ok()?;
+        Some(())
+    }
+
+    /// Handles every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for _ in 0..MAX_TIMERS_PER_CALL {
+            let Some(entry) = self.timers.first_entry() else {
+                return;
+            };
+            if entry.key().0 > now {
+                return;
+            }
+            match entry.remove() {
+                Timer::Swim(t) => {
+                    self.last_wake = Some(wake_reason(&t));
+                    if let Err(e) = self.swim.handle_timer(t, &mut self.rt) {
+                        tracing::debug!("gossip: protocol timer: {e}");
+                        self.counters.timer_errors += 1;
+                    }
+                    self.after_swim(now, None);
+                }
+                Timer::Scan => {
+                    self.last_wake = Some(WakeReason::Scan);
+                    self.scan(now);
+                    self.arm(now + self.config.gossip_interval, Timer::Scan);
+                }
+                Timer::Reconnect => {
+                    self.last_wake = Some(WakeReason::Reconnect);
+                    self.reconnect(now);
+                    self.arm(now + self.config.reconnect_interval, Timer::Reconnect);
+                }
+            }
+        }
+    }
+
+    /// Asks the member at `addr` to let this member in (foca's announce). Its answer (a
+    /// list of members) arrives as a packet; [`Gossip::state`] turns `Active` then. The
+    /// address is remembered (up to [`MAX_SEEDS`]) and tried again while this member is
+    /// alone. After [`Gossip::leave`], a join rejoins with a new generation.
+    pub fn join(&mut self, now: Instant, addr: SocketAddr) -> Result<(), GossipError> {
+        if addr == self.local.node.addr {
+            return Err(GossipError::OwnAddress(addr));
+        }
+        if self.defunct {
+            return Err(GossipError::Defunct);
+        }
+        if !self.seeds.contains(&addr) {
+            if self.seeds.len() >= MAX_SEEDS {
+                self.seeds.pop_front();
+            }
+            self.seeds.push_back(addr);
+        }
+        if self.left {
+            let mut fresh = self
+                .local
+                .node
+                .next_generation()
+                .ok_or(GossipError::Defunct)?;
+            fresh.leaving = false;
+            self.swim
+                .change_identity(fresh.clone(), &mut self.rt)
+                .map_err(protocol)?;
+            self.left = false;
+            self.local = Member {
+                node: fresh,
+                status: MemberStatus::Alive,
+                suspect: false,
+                since: now,
+            };
+        }
+        let result = self.swim.announce(Node::placeholder(addr), &mut self.rt);
+        self.after_swim(now, None);
+        result.map_err(protocol)
+    }
+
+    /// Leaves gracefully: the member takes a leaving identity (one generation on) and tells
+    /// a few members it is down, which the cluster shows as left at once. Afterwards it
+    /// answers no probes; [`Gossip::join`] rejoins. Leaving twice changes nothing.
+    pub fn leave(&mut self, now: Instant) -> Result<(), GossipError> {
+        if self.left {
+            return Ok(());
+        }
+        let mut leaving = self
+            .local
+            .node
+            .next_generation()
+            .ok_or(GossipError::Defunct)?;
+        leaving.leaving = true;
+        let result = self
+            .swim
+            .change_identity(leaving.clone(), &mut self.rt)
+            .and_then(|()| self.swim.leave_cluster(&mut self.rt))
+            // Two more rounds: the leave reaches up to 3 * indirect_checks members at once.
+            .and_then(|()| self.swim.gossip(&mut self.rt))
+            .and_then(|()| self.swim.gossip(&mut self.rt));
+        self.left = true;
+        self.local = Member {
+            node: leaving,
+            status: MemberStatus::Left,
+            suspect: false,
+            since: now,
+        };
+        self.after_swim(now, None);
+        result.map_err(protocol)
+    }
+
+    /// Changes this member's tags: a new generation carrying them, which the others show
+    /// as an `Updated` event.
+    pub fn set_tags(&mut self, now: Instant, tags: super::node::Tags) -> Result<(), GossipError> {
+        if self.left {
+            return Err(GossipError::Left);
+        }
+        if tags == self.local.node.tags {
+            return Ok(());
+        }
+        let mut next = self
+            .local
+            .node
+            .next_generation()
+            .ok_or(GossipError::Defunct)?;
+        next.tags = tags;
+        next.validate().map_err(GossipError::Identity)?;
+        self.swim
+            .change_identity(next.clone(), &mut self.rt)
+            .map_err(protocol)?;
+        self.local.node = next;
+        self.after_swim(now, None);
+        Ok(())
+    }
+
+    // ---- outputs ----
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next member event.
+    pub fn poll_event(&mut self) -> Option<MemberEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Gossip::handle_timeout`] is next due. Always `Some`: the core's scan runs
+    /// every `gossip_interval`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.keys().next().map(|(t, _)| *t)
+    }
+
+    /// Why the last timer fired.
+    pub fn last_wake_reason(&self) -> Option<WakeReason> {
+        self.last_wake
+    }
+
+    // ---- state ----
+
+    /// This member and every remote member known (alive, failed or left), this member first.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        std::iter::once(&self.local).chain(self.table.iter())
+    }
+
+    /// The member named `name` (this member included).
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        if name == self.local.node.name {
+            Some(&self.local)
+        } else {
+            self.table.get(name)
+        }
+    }
+
+    /// This member.
+    pub fn local(&self) -> &Member {
+        &self.local
+    }
+
+    /// Alone, active, left or defunct.
+    pub fn state(&self) -> LocalState {
+        if self.left {
+            LocalState::Left
+        } else if self.defunct {
+            LocalState::Defunct
+        } else if self.swim.num_members() > 0 {
+            LocalState::Active
+        } else {
+            LocalState::Alone
+        }
+    }
+
+    /// Live peers (alive or suspect), this member not counted.
+    pub fn live_peers(&self) -> usize {
+        self.swim.num_members()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Names refused because a second live address claimed them.
+    pub fn name_conflicts(&self) -> u64 {
+        self.table.name_conflicts
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GossipConfig {
+        &self.config
+    }
+
+    /// Whether packets are sealed.
+    pub fn encrypted(&self) -> bool {
+        self.keyring.is_some()
+    }
+
+    // ---- keyring (`consul keyring`, on this member) ----
+
+    /// Installed keys in base64, the primary first.
+    pub fn list_keys(&self) -> Result<Vec<String>, GossipError> {
+        Ok(self
+            .keyring
+            .as_ref()
+            .ok_or(GossipError::NotEncrypted)?
+            .list())
+    }
+
+    /// Installs `key` (base64); it opens packets at once and seals after
+    /// [`Gossip::use_key`].
+    pub fn install_key(&mut self, key: &str) -> Result<(), GossipError> {
+        Ok(self
+            .keyring
+            .as_mut()
+            .ok_or(GossipError::NotEncrypted)?
+            .install(key)?)
+    }
+
+    /// Makes the installed `key` the primary (sealing) key.
+    pub fn use_key(&mut self, key: &str) -> Result<(), GossipError> {
+        Ok(self
+            .keyring
+            .as_mut()
+            .ok_or(GossipError::NotEncrypted)?
+            .use_key(key)?)
+    }
+
+    /// Removes `key` (not the primary).
+    pub fn remove_key(&mut self, key: &str) -> Result<(), GossipError> {
+        Ok(self
+            .keyring
+            .as_mut()
+            .ok_or(GossipError::NotEncrypted)?
+            .remove(key)?)
+    }
+
+    // ---- internals ----
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), timer);
+    }
+
+    /// Turns what foca asked for into datagrams, timers and member events.
+    fn after_swim(&mut self, now: Instant, mut from: Option<SocketAddr>) {
+        let reap = (self.config.reap_after, self.config.tombstone_after);
+        let mut rejoined = false;
+        loop {
+            let timers = std::mem::take(&mut self.rt.timers);
+            for (after, t) in timers {
+                if let foca::Timer::ChangeSuspectToDown { member_id, .. } = &t {
+                    self.table
+                        .set_suspect(member_id, true, &mut self.new_events);
+                }
+                self.arm(now + after, Timer::Swim(t));
+            }
+            let notes = std::mem::take(&mut self.rt.notes);
+            for n in notes {
+                match n {
+                    OwnedNotification::MemberUp(node) => {
+                        if node.name == self.local.node.name {
+                            self.table.name_conflicts += 1;
+                        } else {
+                            self.table.up(&node, now, &mut self.new_events);
+                        }
+                    }
+                    OwnedNotification::MemberDown(node) => {
+                        self.table.down(&node, now, reap, &mut self.new_events)
+                    }
+                    OwnedNotification::Rename(old, new) => {
+                        if new.name != self.local.node.name {
+                            self.table
+                                .rename(&old, &new, now, reap, &mut self.new_events);
+                        }
+                    }
+                    OwnedNotification::Rejoin(node) => {
+                        tracing::info!(
+                            "gossip: declared failed by the cluster; rejoining as generation {}",
+                            node.generation
+                        );
+                        self.counters.rejoins += 1;
+                        self.local.node = node;
+                        rejoined = true;
+                    }
+                    OwnedNotification::Defunct => {
+                        if !self.local.node.leaving {
+                            tracing::warn!("gossip: declared failed and unable to rejoin");
+                            self.defunct = true;
+                        }
+                    }
+                    OwnedNotification::Active | OwnedNotification::Idle => {}
+                }
+            }
+            let sends = std::mem::take(&mut self.rt.sends);
+            for (to, data) in sends {
+                self.queue(&to, &data);
+            }
+            // Declared failed by whoever sent this: tell it at once who we are now.
+            if rejoined && let Some(from) = from.take() {
+                if let Err(e) = self.swim.announce(Node::placeholder(from), &mut self.rt) {
+                    tracing::debug!("gossip: announce after rejoin: {e}");
+                }
+                continue;
+            }
+            break;
+        }
+        self.rescale();
+        self.flush_events();
+    }
+
+    fn queue(&mut self, to: &Node, payload: &[u8]) {
+        let header = FrameHeader {
+            flags: if to.is_placeholder() { FLAG_JOIN } else { 0 },
+            session: self.session,
+            seq: self.seq,
+        };
+        self.seq += 1;
+        let mut nonce = [0u8; NONCE_LEN];
+        if self.keyring.is_some() {
+            self.rng.fill_bytes(&mut nonce);
+        }
+        let mut contents = Vec::with_capacity(payload.len() + wire::SEALED_OVERHEAD);
+        if !wire::seal(self.keyring.as_ref(), nonce, header, payload, &mut contents) {
+            tracing::warn!("gossip: sealing a packet failed");
+            return;
+        }
+        self.counters.packets_out += 1;
+        self.counters.bytes_out += contents.len() as u64;
+        if self.transmits.len() >= MAX_TRANSMITS {
+            self.transmits.pop_front();
+            self.counters.dropped_transmits += 1;
+        }
+        self.transmits.push_back(Transmit {
+            destination: to.addr,
+            contents,
+        });
+    }
+
+    fn flush_events(&mut self) {
+        for e in self.new_events.drain(..) {
+            if self.events.len() >= MAX_EVENTS {
+                self.events.pop_front();
+                self.counters.dropped_events += 1;
+            }
+            self.events.push_back(e);
+        }
+    }
+
+    /// Rescales suspicion and retransmits to the cluster size, as memberlist computes them
+    /// per use.
+    fn rescale(&mut self) {
+        let n = self.swim.num_members() + 1;
+        if n == self.scaled_for {
+            return;
+        }
+        let old = self.config.foca(self.scaled_for, self.keyring.is_some());
+        let new = self.config.foca(n, self.keyring.is_some());
+        self.scaled_for = n;
+        if old.suspect_to_down_after != new.suspect_to_down_after
+            || old.max_transmissions != new.max_transmissions
+        {
+            // Only the two scaled values differ, which foca accepts at run time.
+            if let Err(e) = self.swim.set_config(new) {
+                tracing::warn!("gossip: rescaling to {n} members: {e}");
+            }
+        }
+    }
+
+    /// Suspect flags from foca's view; members foca knows alive that the table lacks (a
+    /// name freed by a conflict); reaping.
+    fn scan(&mut self, now: Instant) {
+        for m in self.swim.iter_membership_state() {
+            let node = m.id();
+            if node.name == self.local.node.name {
+                continue;
+            }
+            let entry = self.table.get(&node.name);
+            match (entry, m.state()) {
+                (Some(e), State::Alive | State::Suspect) if e.node == *node => {
+                    let suspect = m.state() == State::Suspect;
+                    if e.suspect != suspect {
+                        self.table.set_suspect(node, suspect, &mut self.new_events);
+                    }
+                }
+                (e, State::Alive | State::Suspect)
+                    if e.is_none_or(|e| e.status != MemberStatus::Alive) =>
+                {
+                    self.table.up(node, now, &mut self.new_events);
+                }
+                _ => {}
+            }
+        }
+        self.table.reap(now, &mut self.new_events);
+        self.flush_events();
+    }
+
+    /// serf's reconnect: with live peers, try one failed member with probability
+    /// failed/alive; alone, try the join addresses and failed members.
+    fn reconnect(&mut self, now: Instant) {
+        if self.left || self.defunct {
+            return;
+        }
+        let failed: Vec<Node> = self
+            .table
+            .with_status(MemberStatus::Failed)
+            .map(|m| m.node.clone())
+            .collect();
+        let alive = self.swim.num_members();
+        let mut targets: Vec<Node> = Vec::new();
+        if alive == 0 {
+            let mut candidates: Vec<Node> =
+                self.seeds.iter().map(|a| Node::placeholder(*a)).collect();
+            candidates.extend(failed);
+            for _ in 0..self.config.indirect_checks {
+                if candidates.is_empty() {
+                    break;
+                }
+                let i = self.rng.random_range(0..candidates.len());
+                targets.push(candidates.swap_remove(i));
+            }
+        } else if !failed.is_empty() && self.rng.random_range(0..alive + 1) < failed.len() {
+            let i = self.rng.random_range(0..failed.len());
+            targets.push(failed[i].clone());
+        }
+        for t in targets {
+            if let Err(e) = self.swim.announce(t, &mut self.rt) {
+                tracing::debug!("gossip: reconnect announce: {e}");
+            }
+        }
+        self.after_swim(now, None);
+    }
+}
+
+fn protocol(e: foca::Error) -> GossipError {
+    GossipError::Protocol(e.to_string())
+}
+
+fn wake_reason(t: &foca::Timer<Node>) -> WakeReason {
+    match t {
+        foca::Timer::ProbeRandomMember(_) => WakeReason::Probe,
+        foca::Timer::SendIndirectProbe { .. } => WakeReason::IndirectProbe,
+        foca::Timer::ChangeSuspectToDown { .. } => WakeReason::Suspicion,
+        foca::Timer::PeriodicGossip(_) => WakeReason::Gossip,
+        foca::Timer::PeriodicAnnounce(_) | foca::Timer::PeriodicAnnounceDown(_) => {
+            WakeReason::Announce
+        }
+        foca::Timer::RemoveDown(_) => WakeReason::ForgetDown,
+    }
+}
+
+impl EventKind {
+    /// Whether the member is alive after an event of this kind.
+    pub fn is_alive(self) -> bool {
+        matches!(
+            self,
+            EventKind::Joined | EventKind::Suspect | EventKind::Alive | EventKind::Updated
+        )
+    }
+}
