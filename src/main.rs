@@ -56,6 +56,31 @@ enum Cmd {
         #[command(flatten)]
         api: ApiFlags,
     },
+    /// Make the agent join a cluster through the given members' gossip addresses.
+    Join {
+        #[command(flatten)]
+        api: ApiFlags,
+        /// Addresses (host or IP, port 8301 unless given).
+        #[arg(required = true, value_name = "ADDR")]
+        addrs: Vec<String>,
+    },
+    /// Manage the agent's gossip encryption keys.
+    Keyring {
+        #[command(flatten)]
+        api: ApiFlags,
+        /// Install a new key.
+        #[arg(long, value_name = "KEY", group = "op")]
+        install: Option<String>,
+        /// Make an installed key the one used to encrypt.
+        #[arg(long = "use", value_name = "KEY", group = "op")]
+        use_key: Option<String>,
+        /// Remove a key (not the one in use).
+        #[arg(long, value_name = "KEY", group = "op")]
+        remove: Option<String>,
+        /// List the installed keys.
+        #[arg(long, group = "op")]
+        list: bool,
+    },
     /// Make the agent leave the cluster and stop.
     Leave {
         #[command(flatten)]
@@ -107,6 +132,20 @@ fn main() -> ExitCode {
         Cmd::Kv(c) => print(cli::kv(c)),
         Cmd::Reload { api } => print(cli::reload(&api)),
         Cmd::Leave { api } => print(cli::leave(&api)),
+        Cmd::Join { api, addrs } => print(cli::join(&api, &addrs)),
+        Cmd::Keyring {
+            api,
+            install,
+            use_key,
+            remove,
+            list,
+        } => print(match (install, use_key, remove) {
+            (Some(k), _, _) => cli::keyring(&api, "POST", &k),
+            (_, Some(k), _) => cli::keyring(&api, "PUT", &k),
+            (_, _, Some(k)) => cli::keyring(&api, "DELETE", &k),
+            _ if list => cli::keyring_list(&api),
+            _ => Err("keyring: give one of -install, -use, -remove or -list".into()),
+        }),
         Cmd::Info { api } => print(cli::info(&api)),
         Cmd::ServeTls(flags) => serve_tls(flags),
         Cmd::Version => {

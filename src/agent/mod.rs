@@ -2,6 +2,7 @@
 //! the DNS sockets and runs everything on one thread (smol's local executor). SIGHUP
 //! reloads the config; SIGTERM and SIGINT stop the agent.
 
+pub mod membership;
 pub mod sync;
 
 use std::cell::RefCell;
@@ -47,6 +48,8 @@ pub enum AgentError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("gossip: {0}")]
+    Gossip(String),
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -80,6 +83,8 @@ pub struct State {
     pub media: Option<Rc<crate::media::hub::MediaHub>>,
     /// Notified when a reload changed the streams, for the media task to apply them.
     streams_changed: Rc<event_listener::Event>,
+    /// This node's gossip member (none with `-serf-lan-port -1`, or in tests of the routes).
+    pub gossip: Option<crate::cluster::gossip::udp::GossipHandle>,
 }
 
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
@@ -275,6 +280,7 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         #[cfg(feature = "media")]
         media: None,
         streams_changed: Rc::default(),
+        gossip: None,
     };
     let cmd = desired.command(&state.desired, &state.catalog);
     state.commit(&cmd)?;
@@ -500,6 +506,45 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     .detach();
             }
         }
+        if let Some(port) = cfg.ports.serf_lan {
+            let (c, bind) = (&cfg, SocketAddr::new(cfg.bind_addr, port));
+            let keyring = membership::initial_keyring(c).map_err(AgentError::Gossip)?;
+            let (handle, driver) = crate::cluster::gossip::udp::GossipHandle::bind(
+                bind,
+                membership::local_node(c, port),
+                membership::gossip_config(c),
+                keyring,
+            )
+            .await
+            .map_err(|e| AgentError::Gossip(e.to_string()))?;
+            tracing::info!(
+                "gossip (LAN) on {} ({})",
+                handle.local_addr(),
+                if handle.list_keys().is_ok() {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                }
+            );
+            ex.spawn(driver).detach();
+            ex.spawn(membership::follow(state.clone(), handle.clone()))
+                .detach();
+            if !c.join.is_empty() {
+                let (h, addrs) = (handle.clone(), c.join.clone());
+                ex.spawn(async move {
+                    match membership::join(&h, &addrs).await {
+                        Ok(()) => tracing::info!("joined the cluster through {}", addrs.join(", ")),
+                        Err(e) => tracing::error!("-join {}: {e}", addrs.join(", ")),
+                    }
+                })
+                .detach();
+            }
+            if !c.retry_join.is_empty() {
+                ex.spawn(membership::retry_join(handle.clone(), c.retry_join.clone()))
+                    .detach();
+            }
+            state.borrow_mut().gossip = Some(handle);
+        }
         // Media starts beside the rest, after the listeners: GStreamer's start-up (its plugin
         // registry) must not delay DNS, and a media failure leaves DNS and HTTP serving.
         #[cfg(feature = "media")]
@@ -516,12 +561,14 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 s.config.files.len()
             );
         }
+        let mut leave = false;
         loop {
             let next = async { signals.next().await.map(Some) }
                 .or(async { events_rx.recv().await.ok().map(|_| None) });
             let Some(sig) = next.await else { break };
             let Some(sig) = sig else {
                 tracing::info!("leaving on request of the API; shutting down");
+                leave = true;
                 break;
             };
             match sig {
@@ -536,12 +583,25 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                         Err(e) => tracing::error!("config reload failed, the previous config stays in force: {e}"),
                     }
                 }
-                Ok(_) => {
+                Ok(sig) => {
+                    // As Consul: an interrupted client leaves, a server or a terminated
+                    // agent just stops (the others see it fail, and it rejoins at start).
+                    leave = sig == Signal::Int && !state.borrow().config.server;
                     tracing::info!("shutting down");
                     break;
                 }
                 Err(e) => tracing::warn!("signal error: {e}"),
             }
+        }
+        let gossip = state.borrow().gossip.clone();
+        if let Some(g) = gossip {
+            if leave {
+                match g.leave(membership::LEAVE_TIMEOUT).await {
+                    Ok(()) => tracing::info!("left the cluster"),
+                    Err(e) => tracing::warn!("leaving the cluster: {e}"),
+                }
+            }
+            g.shutdown();
         }
         Ok(())
     }))

@@ -426,6 +426,63 @@ pub fn leave(api: &ApiFlags) -> CliResult {
     Ok("Graceful leave complete\n".into())
 }
 
+/// `join ADDR...`: each address through the agent; the count that worked, as Consul says.
+pub fn join(api: &ApiFlags, addrs: &[String]) -> CliResult {
+    let mut joined = 0;
+    let mut errors = Vec::new();
+    for a in addrs {
+        let path = format!("/v1/agent/join/{}", key_path(a));
+        match call_ok(api, "PUT", &path, vec![]) {
+            Ok(_) => joined += 1,
+            Err(e) => errors.push(format!("{a}: {e}")),
+        }
+    }
+    if joined == 0 {
+        return Err(format!("Error joining address(es): {}", errors.join("; ")));
+    }
+    Ok(format!(
+        "Successfully joined cluster by contacting {joined} nodes.\n"
+    ))
+}
+
+/// `keyring -install|-use|-remove KEY` (POST, PUT, DELETE on `/v1/operator/keyring`).
+pub fn keyring(api: &ApiFlags, method: &str, key: &str) -> CliResult {
+    let body = serde_json::to_vec(&serde_json::json!({ "Key": key })).unwrap_or_default();
+    call_ok(api, method, "/v1/operator/keyring", body)?;
+    let what = match method {
+        "POST" => "Installing new gossip encryption key...",
+        "PUT" => "Changing primary gossip encryption key...",
+        _ => "Removing gossip encryption key...",
+    };
+    Ok(format!("==> {what}\n"))
+}
+
+/// `keyring -list`: the keys with how many members hold each, as Consul prints them.
+pub fn keyring_list(api: &ApiFlags) -> CliResult {
+    let v = json(&call_ok(api, "GET", "/v1/operator/keyring", vec![])?)?;
+    let mut out = String::from("==> Gathering installed encryption keys...\n");
+    for pool in v.as_array().into_iter().flatten() {
+        let nodes = pool["NumNodes"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "\n{} (LAN):\n",
+            pool["Datacenter"].as_str().unwrap_or("")
+        ));
+        let primary = pool["PrimaryKeys"].as_object();
+        for (key, count) in pool["Keys"].as_object().into_iter().flatten() {
+            let mark = if primary.is_some_and(|p| p.contains_key(key)) {
+                " (primary)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {key}  [{}/{nodes}]{mark}\n",
+                count.as_u64().unwrap_or(0)
+            ));
+        }
+    }
+    Ok(out)
+}
+
 pub fn info(api: &ApiFlags) -> CliResult {
     let v = json(&call_ok(api, "GET", "/v1/agent/self", vec![])?)?;
     Ok(format::info(&v))

@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub retry_join: Option<Vec<String>>,
     pub start_join: Option<Vec<String>>,
     pub encrypt: Option<String>,
+    pub reconnect_timeout: Option<String>,
     pub log_level: Option<String>,
     pub enable_script_checks: Option<bool>,
     pub node_meta: Option<BTreeMap<String, String>>,

@@ -76,7 +76,7 @@ pub struct AgentFlags {
     /// Address to join at start; repeatable.
     #[arg(long, value_name = "ADDR")]
     pub join: Vec<String>,
-    /// Gossip encryption key (base64, 16, 24 or 32 bytes; `outpost keygen` makes one).
+    /// Gossip encryption key (32 bytes in base64; `outpost keygen` makes one).
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
     /// trace, debug, info, warn or error (default info).

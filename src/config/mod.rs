@@ -183,7 +183,10 @@ pub struct AgentConfig {
     pub dns: DnsConfig,
     pub retry_join: Vec<String>,
     pub join: Vec<String>,
+    /// The gossip key (32 bytes).
     pub encrypt: Option<Vec<u8>>,
+    /// How long a failed member stays in the member list before it is reaped.
+    pub reconnect_timeout: std::time::Duration,
     pub log_level: String,
     pub enable_script_checks: bool,
     pub node_meta: BTreeMap<String, String>,

@@ -173,7 +173,7 @@ fn errors_point_at_the_culprit() {
         ),
         (
             "{\"encrypt\": \"c2hvcnQ=\"}",
-            "web.json:1:13: encrypt: key is 5 bytes: expected 16, 24 or 32 bytes",
+            "web.json:1:13: encrypt: key is 5 bytes: expected 32 bytes",
         ),
         (
             "{\"dns_config\": {\"udp_answer_limit\": 0}}",

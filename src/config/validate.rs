@@ -146,6 +146,7 @@ pub fn build(
     let mut addr_http = Setting::new();
     let mut addr_https = Setting::new();
     let mut encrypt = Setting::new();
+    let mut reconnect_timeout = Setting::new();
     let mut log_level = Setting::new();
     let mut script_checks = Setting::new();
     let mut node_ttl = Setting::new();
@@ -244,6 +245,7 @@ pub fn build(
         retry_join.extend(c.retry_join.iter().flatten().cloned());
         join.extend(c.start_join.iter().flatten().cloned());
         encrypt.set(c.encrypt.clone(), root.key("encrypt"));
+        reconnect_timeout.set(c.reconnect_timeout.clone(), root.key("reconnect_timeout"));
         log_level.set(c.log_level.clone(), root.key("log_level"));
         script_checks.set(c.enable_script_checks, root.key("enable_script_checks"));
         node_meta.extend(
@@ -518,14 +520,32 @@ pub fn build(
                         format!("not valid base64 ({e}); `outpost keygen` makes a key"),
                     )
                 })?;
-            if ![16, 24, 32].contains(&bytes.len()) {
+            if bytes.len() != 32 {
                 return Err(encrypt.err(
                     "encrypt",
-                    format!("key is {} bytes: expected 16, 24 or 32 bytes, base64-encoded (`outpost keygen`)", bytes.len()),
+                    format!(
+                        "key is {} bytes: expected 32 bytes, base64-encoded (`outpost keygen`)",
+                        bytes.len()
+                    ),
                 ));
             }
             Some(bytes)
         }
+    };
+    // Consul's reconnect_timeout: how long a failed member is kept before it is reaped
+    // (Consul's floor is 8h; outpost takes anything from 1 s, for tests and small sites).
+    let reconnect_timeout_v = match &reconnect_timeout.value {
+        None => std::time::Duration::from_secs(72 * 3600),
+        Some(v) => match parse_duration(v) {
+            Ok(ms) if ms >= 1000 => std::time::Duration::from_millis(ms),
+            Ok(_) => {
+                return Err(reconnect_timeout.err(
+                    "reconnect_timeout",
+                    format!("{v:?} is too short: at least 1s"),
+                ));
+            }
+            Err(m) => return Err(reconnect_timeout.err("reconnect_timeout", m)),
+        },
     };
     let level = log_level
         .value
@@ -740,6 +760,7 @@ pub fn build(
         retry_join,
         join,
         encrypt: encrypt_v,
+        reconnect_timeout: reconnect_timeout_v,
         log_level: level,
         enable_script_checks,
         node_meta,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::json::{InCheck, InCheckUpdate, InService, JsonCheck, JsonService, node_id, parse_body};
 use super::request::{Reply, Request};
 use super::routes::{Handled, bad_request, commit, not_found, ok_empty};
+use crate::agent::membership;
 use crate::agent::{AgentEvent, State};
 use crate::catalog::{Change, Check, Command, Deregistration, Health, Registration};
 
@@ -39,7 +40,7 @@ pub fn handle(
     };
     match (what, sub) {
         ("self", "") if get => Ok(Reply::json(&agent_self(state), pretty).into()),
-        ("members", "") if get => Ok(Reply::json(&[member(state)], pretty).into()),
+        ("members", "") if get => Ok(Reply::json(&members(state), pretty).into()),
         ("services", "") if get => {
             let local = state.local_node();
             let mut out = BTreeMap::new();
@@ -153,12 +154,24 @@ pub fn handle(
                 format!("Failed reloading config, the previous config stays in force: {e}"),
             )),
         },
-        ("join", addr) if put && !addr.is_empty() => Err(Reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "cannot join {addr}: this agent runs without cluster membership (gossip); it serves its own catalog"
-            ),
-        )),
+        ("join", addr) if put && !addr.is_empty() => {
+            let Some(g) = state.gossip.clone() else {
+                return Err(Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot join {addr}: gossip is off on this agent (-serf-lan-port -1)"),
+                ));
+            };
+            let addr = addr.to_string();
+            Ok(Handled::Async(Box::pin(async move {
+                match membership::join(&g, std::slice::from_ref(&addr)).await {
+                    Ok(()) => ok_empty(),
+                    Err(e) => Reply::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot join {addr}: {e}"),
+                    ),
+                }
+            })))
+        }
         ("leave", "") if put => {
             state.send_event(AgentEvent::Leave);
             Ok(ok_empty().into())
@@ -296,13 +309,13 @@ fn ttl_update(state: &mut State, id: &str, status: Health, output: String) -> Re
     Ok(())
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Member {
     pub name: String,
     pub addr: String,
     pub port: u16,
-    pub tags: BTreeMap<&'static str, String>,
+    pub tags: BTreeMap<String, String>,
     /// 1 alive, 3 left, 4 failed (Serf's numbering).
     pub status: u8,
     pub protocol_min: u8,
@@ -313,24 +326,30 @@ pub struct Member {
     pub delegate_cur: u8,
 }
 
-/// This agent as a cluster member (gossip will add the others).
+/// This agent as a cluster member when gossip is off.
 fn member(state: &State) -> Member {
     let c = &state.config;
     let mut tags = BTreeMap::new();
-    tags.insert("dc", c.datacenter.clone());
-    tags.insert("id", node_id(&c.node_name));
-    tags.insert("role", if c.server { "consul" } else { "node" }.to_string());
-    tags.insert("vsn", "2".into());
-    tags.insert("vsn_min", "2".into());
-    tags.insert("vsn_max", "3".into());
-    tags.insert("build", env!("CARGO_PKG_VERSION").to_string());
+    tags.insert(String::from("dc"), c.datacenter.clone());
+    tags.insert(String::from("id"), node_id(&c.node_name));
+    tags.insert(
+        String::from("role"),
+        if c.server { "consul" } else { "node" }.to_string(),
+    );
+    tags.insert(String::from("vsn"), "2".into());
+    tags.insert(String::from("vsn_min"), "2".into());
+    tags.insert(String::from("vsn_max"), "3".into());
+    tags.insert(String::from("build"), env!("CARGO_PKG_VERSION").to_string());
     if c.server {
-        tags.insert("port", c.ports.server.unwrap_or(8300).to_string());
+        tags.insert(
+            String::from("port"),
+            c.ports.server.unwrap_or(8300).to_string(),
+        );
         if c.bootstrap || c.dev {
-            tags.insert("bootstrap", "1".into());
+            tags.insert(String::from("bootstrap"), "1".into());
         }
         if let Some(n) = c.bootstrap_expect {
-            tags.insert("expect", n.to_string());
+            tags.insert(String::from("expect"), n.to_string());
         }
     }
     Member {
@@ -462,6 +481,94 @@ fn utc_timestamp(t: std::time::SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The members as `/v1/agent/members` lists them: every member gossip knows (this one
+/// first), or this agent alone when gossip is off.
+fn members(state: &State) -> Vec<Member> {
+    let Some(g) = &state.gossip else {
+        return vec![member(state)];
+    };
+    let local = member(state);
+    g.members()
+        .into_iter()
+        .map(|m| {
+            let mut tags = m.tags().to_consul();
+            tags.insert("id".into(), node_id(m.name()));
+            tags.insert("vsn_min".into(), "2".into());
+            tags.insert("vsn_max".into(), "3".into());
+            Member {
+                name: m.name().to_string(),
+                addr: m.addr().ip().to_string(),
+                port: m.addr().port(),
+                tags,
+                status: m.status.consul_code(),
+                ..local.clone()
+            }
+        })
+        .collect()
+}
+
+/// `/v1/operator/...`: the gossip keyring (this agent's: run the same operation on each
+/// member to rotate a cluster's key).
+pub fn operator(
+    state: &mut State,
+    req: &Request,
+    rest: &str,
+    pretty: bool,
+) -> Result<Handled, Reply> {
+    if rest != "keyring" {
+        return Err(not_found(format!("no such API path: {}", req.path)));
+    }
+    let fail = |e: String| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    let Some(g) = state.gossip.clone() else {
+        return Err(fail(
+            "gossip is off on this agent (-serf-lan-port -1)".into(),
+        ));
+    };
+    if req.method == Method::GET || req.method == Method::HEAD {
+        let keys = g.list_keys().map_err(|e| fail(e.to_string()))?;
+        let primary = keys.first().cloned();
+        let count = |k: &String| (k.clone(), 1u32);
+        let out = serde_json::json!([{
+            "WAN": false,
+            "Datacenter": state.config.datacenter,
+            "Segment": "",
+            "Keys": keys.iter().map(count).collect::<BTreeMap<_, _>>(),
+            "PrimaryKeys": primary.iter().map(count).collect::<BTreeMap<_, _>>(),
+            "NumNodes": 1,
+            "Messages": {},
+        }]);
+        return Ok(Reply::json(&out, pretty).into());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct KeyBody {
+        key: String,
+    }
+    let body: KeyBody = super::json::parse_body(&req.body).map_err(bad_request)?;
+    let r = match req.method {
+        Method::POST => g.install_key(&body.key),
+        Method::PUT => g.use_key(&body.key),
+        Method::DELETE => g.remove_key(&body.key),
+        _ => {
+            let mut r = Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "method {} not allowed: expected GET, POST, PUT, DELETE",
+                    req.method
+                ),
+            );
+            r.allow = Some("GET, POST, PUT, DELETE");
+            return Err(r);
+        }
+    };
+    r.map_err(|e| bad_request(e.to_string()))?;
+    if let Some(path) = membership::keyring_file(&state.config) {
+        let keys = g.list_keys().map_err(|e| fail(e.to_string()))?;
+        membership::save_keyring(&path, &keys).map_err(fail)?;
+    }
+    Ok(ok_empty().into())
 }
 
 #[cfg(test)]

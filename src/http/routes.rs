@@ -21,15 +21,31 @@ use crate::catalog::{
 };
 
 /// What a route gives: a reply, or a read that may be held until its data changes.
-#[derive(Debug)]
 pub enum Handled {
     Reply(Reply),
+    /// Answered once something outside the state is done (a join waits for a member to
+    /// answer); the future holds no borrow of the state.
+    Async(std::pin::Pin<Box<dyn std::future::Future<Output = Reply>>>),
     Read {
         reply: Reply,
         /// The data's index: a blocking query waits until it passes the client's.
         index: u64,
         watch: Watch,
     },
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handled::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
+            Handled::Async(_) => f.write_str("Async(..)"),
+            Handled::Read { reply, index, .. } => f
+                .debug_struct("Read")
+                .field("reply", reply)
+                .field("index", index)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl From<Reply> for Handled {
@@ -180,6 +196,7 @@ pub fn handle(state: &mut State, req: &Request) -> Handled {
         "status" => status(state, req, rest, pretty),
         "streams" => streams(state, req, rest, pretty),
         "agent" => agent_routes::handle(state, req, rest, pretty),
+        "operator" => agent_routes::operator(state, req, rest, pretty),
         _ => Err(not_found(format!("no such API path: {}", req.path))),
     };
     r.unwrap_or_else(Handled::Reply)

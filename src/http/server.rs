@@ -519,17 +519,18 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
     // A replayed request keeps the end of its wait.
     let deadline = conn.resumed.take().or_else(|| blocking.map(deadline_of));
     loop {
+        let handled = routes::handle_cached(&mut state.borrow_mut(), &req);
         let (listener, b, d) = {
-            let mut s = state.borrow_mut();
-            match routes::handle_cached(&mut s, &req) {
+            match handled {
                 Handled::Reply(r) => return r,
+                Handled::Async(f) => return f.await,
                 Handled::Read {
                     reply,
                     index,
                     watch,
                 } => match (blocking, deadline) {
                     (Some(b), Some(d)) if index <= b.index && Instant::now() < d => {
-                        (s.watch.listen(watch), b, d)
+                        (state.borrow_mut().watch.listen(watch), b, d)
                     }
                     _ => return reply,
                 },

@@ -15,6 +15,7 @@ pub struct Agent {
     pub dns: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    pub gossip: Option<SocketAddr>,
 }
 
 pub fn bin() -> PathBuf {
@@ -29,11 +30,16 @@ fn logged_addr(log: &str, prefix: &str) -> Option<SocketAddr> {
 
 impl Agent {
     /// Starts `outpost agent ARGS` and waits until it has bound its listeners (it logs
-    /// "outpost agent running" once they are up).
+    /// "outpost agent running" once they are up). Gossip takes a kernel-chosen port unless
+    /// ARGS say `-serf-lan-port`, so that agents of parallel tests never meet.
     pub fn start(args: &[&str]) -> Agent {
+        let mut args = args.to_vec();
+        if !args.contains(&"-serf-lan-port") {
+            args.extend(["-serf-lan-port", "0"]);
+        }
         let mut child = Command::new(bin())
             .arg("agent")
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -58,6 +64,7 @@ impl Agent {
             dns: None,
             http: None,
             https: None,
+            gossip: None,
         };
         if rx.recv_timeout(Duration::from_secs(20)).is_err() {
             panic!("agent did not start; log:\n{}", agent.log());
@@ -66,6 +73,7 @@ impl Agent {
         agent.dns = logged_addr(&log, "DNS listening on ");
         agent.http = logged_addr(&log, "HTTP listening on ");
         agent.https = logged_addr(&log, "HTTPS listening on ");
+        agent.gossip = logged_addr(&log, "gossip (LAN) on ");
         agent
     }
 

@@ -1,0 +1,339 @@
+//! Cluster membership between real agents on loopback addresses (127.0.x.y, each test its
+//! own range, gossip on Consul's port 8301): joins, `members`, a `kill -9` detected as
+//! failed with the node's services leaving DNS, a graceful leave, an encrypted cluster with
+//! key rotation while running and a node with the wrong key kept out.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Agent, bin, curl, require_curl, require_dig};
+
+/// An agent named `name` on `ip` (gossip on ip:8301, DNS and HTTP on kernel-chosen ports
+/// of the same address), with `extra` flags.
+fn start(name: &str, ip: &str, data: &std::path::Path, extra: &[&str]) -> Agent {
+    let dir = data.join(name).display().to_string();
+    let mut args = vec![
+        "-node",
+        name,
+        "-bind",
+        ip,
+        "-client",
+        ip,
+        "-data-dir",
+        &dir,
+        "-dns-port",
+        "0",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "8301",
+    ];
+    args.extend_from_slice(extra);
+    Agent::start(&args)
+}
+
+/// `outpost ARGS` against `agent`'s HTTP API: (ok, stdout, stderr).
+fn outpost(agent: &Agent, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("CONSUL_HTTP_ADDR", agent.http.unwrap().to_string())
+        .output()
+        .expect("run outpost");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(agent: &Agent, args: &[&str]) -> String {
+    let (ok, out, err) = outpost(agent, args);
+    assert!(ok, "outpost {args:?} failed: {err}\n{out}");
+    out
+}
+
+/// `/v1/agent/members` of `agent`: (name, status code) sorted by name.
+fn members(agent: &Agent) -> Vec<(String, u64)> {
+    let r = curl(&[&format!("http://{}/v1/agent/members", agent.http.unwrap())]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut v: Vec<(String, u64)> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["Name"].as_str().unwrap().to_string(),
+                m["Status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits up to `within` for `f`; panics with `what` and the last state.
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> Result<(), String>) -> Duration {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < within {
+        match f() {
+            Ok(()) => return start.elapsed(),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within {within:?}: {last}");
+}
+
+fn statuses(names: &[&str], code: u64) -> Vec<(String, u64)> {
+    names.iter().map(|n| (n.to_string(), code)).collect()
+}
+
+/// Every agent of `agents` lists exactly `want`.
+fn converged(agents: &[&Agent], want: &[(String, u64)]) -> Result<(), String> {
+    for a in agents {
+        let m = members(a);
+        if m != want {
+            return Err(format!("{:?} sees {m:?}", a.gossip));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn five_agents_join_detect_a_killed_one_and_see_a_leave() {
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["s1", "s2", "s3", "s4", "s5"];
+    let ip = |i: usize| format!("127.0.1.{}", i + 2);
+    let mut agents = vec![start(
+        names[0],
+        &ip(0),
+        tmp.path(),
+        &["-server", "-bootstrap"],
+    )];
+    for (i, n) in names.iter().enumerate().skip(1) {
+        // Half join by -retry-join at start, half later with `outpost join`.
+        let first = ip(0);
+        let extra: Vec<&str> = if i % 2 == 1 {
+            vec!["-retry-join", &first]
+        } else {
+            vec![]
+        };
+        agents.push(start(n, &ip(i), tmp.path(), &extra));
+        if i % 2 == 0 {
+            let out = ok(&agents[i], &["join", &format!("{}:8301", ip(0))]);
+            assert_eq!(out, "Successfully joined cluster by contacting 1 nodes.\n");
+        }
+    }
+    let all: Vec<&Agent> = agents.iter().collect();
+    let t = wait_for(
+        "five members alive everywhere",
+        Duration::from_secs(15),
+        || converged(&all, &statuses(&names, 1)),
+    );
+    eprintln!("five agents converged {t:?} after the last one started");
+
+    // `members` as Consul prints it, with the tags of a server and of a client.
+    let table = ok(&agents[1], &["members"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(lines[0].starts_with("Node"), "{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("s1")
+            && l.contains("127.0.1.2:8301")
+            && l.contains("alive")
+            && l.contains("server")),
+        "{table}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("s3") && l.contains("127.0.1.4:8301") && l.contains("client")),
+        "{table}"
+    );
+    let detailed = ok(&agents[2], &["members", "-detailed"]);
+    assert!(
+        detailed.lines().any(|l| l.starts_with("s1")
+            && l.contains("role=consul")
+            && l.contains("bootstrap=1")
+            && l.contains("dc=dc1")),
+        "{detailed}"
+    );
+
+    // A service on s5, as s1's catalog knows it (registered there; replication between
+    // servers is the Raft catalog's job): in DNS while s5 is alive.
+    let s1_http = agents[0].http.unwrap();
+    let reg = curl(&[
+        "-X",
+        "PUT",
+        "--data",
+        r#"{"Node": "s5", "Address": "127.0.1.6", "Service": {"Service": "cam", "Port": 8554}}"#,
+        &format!("http://{}/v1/catalog/register", s1_http),
+    ]);
+    assert_eq!(reg.status, 200, "{reg:?}");
+    let dns = agents[0].dns.unwrap();
+    let cam = || dig_at(&dns, "cam.service.consul");
+    assert_eq!(cam(), ["127.0.1.6"]);
+
+    // kill -9 of s5: failed everywhere, its serfHealth critical, its service out of DNS.
+    let killed = Instant::now();
+    agents[4].child.kill().unwrap();
+    let _ = agents[4].child.wait();
+    let rest: Vec<&Agent> = agents[..4].iter().collect();
+    let mut want = statuses(&names, 1);
+    want[4].1 = 4;
+    wait_for("s5 failed everywhere", Duration::from_secs(10), || {
+        converged(&rest, &want)
+    });
+    let detected = killed.elapsed();
+    eprintln!("kill -9 of s5 seen as failed by all four others after {detected:?}");
+    let health = curl(&[&format!("http://{}/v1/health/node/s5", s1_http)]);
+    let checks = health.json();
+    let serf = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .unwrap_or_else(|| panic!("no serfHealth on s5: {checks}"));
+    assert_eq!(serf["Status"], "critical", "{serf}");
+    wait_for("cam out of DNS", Duration::from_secs(5), || {
+        let a = cam();
+        if a.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{a:?}"))
+        }
+    });
+
+    // A graceful leave of s4: left at once on the others, its node gone from the catalog.
+    let out = ok(&agents[3], &["leave"]);
+    assert_eq!(out, "Graceful leave complete\n");
+    let rest: Vec<&Agent> = agents[..3].iter().collect();
+    want[3].1 = 3;
+    let t = wait_for("s4 left everywhere", Duration::from_secs(5), || {
+        converged(&rest, &want)
+    });
+    eprintln!("leave of s4 seen by the other three after {t:?}");
+    let s4 = curl(&[&format!("http://{}/v1/catalog/node/s4", s1_http)]);
+    assert!(s4.status == 404 || s4.body.trim() == "null", "{s4:?}");
+    // The node exited after leaving.
+    let exited = wait_for(
+        "s4's process exits",
+        Duration::from_secs(10),
+        || match agents[3].child.try_wait() {
+            Ok(Some(_)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert!(exited < Duration::from_secs(10));
+    // Nobody alive was ever declared failed meanwhile.
+    for a in &agents[..3] {
+        assert!(
+            !a.log().contains("member Failed") || a.log().matches("member Failed").count() == 1,
+            "{}",
+            a.log()
+        );
+    }
+}
+
+/// A records dig finds for `name` at `dns`.
+fn dig_at(dns: &std::net::SocketAddr, name: &str) -> Vec<String> {
+    let r = common::dig_at(&dns.ip().to_string(), dns.port(), &[name, "A"]);
+    r.answers("A")
+}
+
+#[test]
+fn an_encrypted_cluster_rotates_its_key_and_keeps_the_wrong_key_out() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let keygen = || {
+        let out = Command::new(bin()).arg("keygen").output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (k1, k2, k3) = (keygen(), keygen(), keygen());
+    assert_ne!(k1, k2);
+    let ip = |i: usize| format!("127.0.2.{}", i + 2);
+    let first = format!("{}:8301", ip(0));
+    let names = ["e1", "e2", "e3"];
+    let agents: Vec<Agent> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut extra = vec!["-encrypt", k1.as_str()];
+            if i > 0 {
+                extra.extend(["-retry-join", first.as_str()]);
+            }
+            start(n, &ip(i), tmp.path(), &extra)
+        })
+        .collect();
+    assert!(
+        agents[0].log().contains("(encrypted)"),
+        "{}",
+        agents[0].log()
+    );
+    let all: Vec<&Agent> = agents.iter().collect();
+    wait_for("three encrypted members", Duration::from_secs(15), || {
+        converged(&all, &statuses(&names, 1))
+    });
+
+    // A node with another key hears nothing it can open, and is heard by nobody.
+    let intruder = start("x1", &ip(5), tmp.path(), &["-encrypt", &k2]);
+    let (joined, _, err) = outpost(&intruder, &["join", &first]);
+    assert!(!joined, "joining with the wrong key must fail");
+    assert!(err.contains("Error joining"), "{err}");
+    assert_eq!(members(&intruder), statuses(&["x1"], 1));
+    assert_eq!(members(&agents[0]), statuses(&names, 1));
+
+    // Rotation while running, one member at a time as an operator does: install k3
+    // everywhere, use it everywhere, remove k1 everywhere.
+    for a in &agents {
+        ok(a, &["keyring", "-install", &k3]);
+    }
+    let list = ok(&agents[1], &["keyring", "-list"]);
+    assert!(list.contains(&k1) && list.contains(&k3), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&k1) && l.contains("(primary)")),
+        "{list}"
+    );
+    for a in &agents {
+        ok(a, &["keyring", "-use", &k3]);
+    }
+    // The key in use cannot be removed.
+    let (removed, _, err) = outpost(&agents[0], &["keyring", "-remove", &k3]);
+    assert!(!removed, "removing the primary key must fail");
+    assert!(err.contains("primary") || err.contains("in use"), "{err}");
+    for a in &agents {
+        ok(a, &["keyring", "-remove", &k1]);
+    }
+    let list = ok(&agents[2], &["keyring", "-list"]);
+    assert!(!list.contains(&k1) && list.contains(&k3), "{list}");
+    // Still one cluster, nobody failed on the way.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(converged(&all, &statuses(&names, 1)), Ok(()));
+    for a in &agents {
+        assert!(!a.log().contains("member Failed"), "{}", a.log());
+    }
+
+    // k1 no longer opens anything; k3 does.
+    let old = start("x2", &ip(6), tmp.path(), &["-encrypt", &k1]);
+    assert!(!outpost(&old, &["join", &first]).0);
+    let new = start("e4", &ip(3), tmp.path(), &["-encrypt", &k3]);
+    ok(&new, &["join", &first]);
+    let mut want = statuses(&names, 1);
+    want.push(("e4".into(), 1));
+    wait_for("e4 in", Duration::from_secs(10), || converged(&all, &want));
+
+    // The keyring is kept in the data dir: e1 restarted with only the old key on its
+    // command line still uses k3.
+    let keyring = tmp.path().join("e1/serf/local.keyring");
+    let kept = std::fs::read_to_string(&keyring).unwrap();
+    assert!(kept.contains(&k3) && !kept.contains(&k1), "{kept}");
+}
