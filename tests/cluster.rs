@@ -1,18 +1,30 @@
 //! Cluster membership between real agents on loopback addresses (127.0.x.y, each test its
 //! own range, gossip on Consul's port 8301): joins, `members`, a `kill -9` detected as
 //! failed with the node's services leaving DNS, a graceful leave, an encrypted cluster with
-//! key rotation while running and a node with the wrong key kept out.
+//! key rotation while running and a node with the wrong key kept out, and a cluster in a
+//! network namespace of its own that loses a tenth of its gossip packets (nftables, since
+//! this kernel has no netem). Needs root for `ip netns` (the test command runs as root).
 
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Agent, bin, curl, require_curl, require_dig};
+use common::{Agent, bin, curl, curl_in, require_curl, require_dig};
 
 /// An agent named `name` on `ip` (gossip on ip:8301, DNS and HTTP on kernel-chosen ports
 /// of the same address), with `extra` flags.
 fn start(name: &str, ip: &str, data: &std::path::Path, extra: &[&str]) -> Agent {
+    start_in(None, name, ip, data, extra)
+}
+
+fn start_in(
+    ns: Option<&str>,
+    name: &str,
+    ip: &str,
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Agent {
     let dir = data.join(name).display().to_string();
     let mut args = vec![
         "-node",
@@ -31,7 +43,7 @@ fn start(name: &str, ip: &str, data: &std::path::Path, extra: &[&str]) -> Agent 
         "8301",
     ];
     args.extend_from_slice(extra);
-    Agent::start(&args)
+    Agent::start_in(ns, &args)
 }
 
 /// `outpost ARGS` against `agent`'s HTTP API: (ok, stdout, stderr).
@@ -57,7 +69,14 @@ fn ok(agent: &Agent, args: &[&str]) -> String {
 
 /// `/v1/agent/members` of `agent`: (name, status code) sorted by name.
 fn members(agent: &Agent) -> Vec<(String, u64)> {
-    let r = curl(&[&format!("http://{}/v1/agent/members", agent.http.unwrap())]);
+    members_in(None, agent)
+}
+
+fn members_in(ns: Option<&str>, agent: &Agent) -> Vec<(String, u64)> {
+    let r = curl_in(
+        ns,
+        &[&format!("http://{}/v1/agent/members", agent.http.unwrap())],
+    );
     assert_eq!(r.status, 200, "{r:?}");
     let mut v: Vec<(String, u64)> = r
         .json()
@@ -95,8 +114,12 @@ fn statuses(names: &[&str], code: u64) -> Vec<(String, u64)> {
 
 /// Every agent of `agents` lists exactly `want`.
 fn converged(agents: &[&Agent], want: &[(String, u64)]) -> Result<(), String> {
+    converged_in(None, agents, want)
+}
+
+fn converged_in(ns: Option<&str>, agents: &[&Agent], want: &[(String, u64)]) -> Result<(), String> {
     for a in agents {
-        let m = members(a);
+        let m = members_in(ns, a);
         if m != want {
             return Err(format!("{:?} sees {m:?}", a.gossip));
         }
@@ -336,4 +359,128 @@ fn an_encrypted_cluster_rotates_its_key_and_keeps_the_wrong_key_out() {
     let keyring = tmp.path().join("e1/serf/local.keyring");
     let kept = std::fs::read_to_string(&keyring).unwrap();
     assert!(kept.contains(&k3) && !kept.contains(&k1), "{kept}");
+}
+
+/// A network namespace with only loopback up, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: &str) -> Netns {
+        let run = |args: &[&str]| {
+            let out = Command::new(args[0]).args(&args[1..]).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => panic!(
+                    "{args:?} failed: {} (this test needs root and iproute2, nftables)",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+                Err(e) => panic!("{args:?}: {e} (install iproute2 and nftables)"),
+            }
+        };
+        let ns = format!("{name}-{}", std::process::id());
+        run(&["ip", "netns", "add", &ns]);
+        let me = Netns(ns.clone());
+        run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        me
+    }
+
+    /// Runs `nft` inside the namespace with the ruleset `rules`.
+    fn nft(&self, rules: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run nft (install nftables)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft refused:\n{rules}");
+    }
+
+    /// The packets the ruleset's counters have counted.
+    fn counted(&self) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "list", "ruleset"])
+            .output()
+            .expect("run nft");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("packets ")
+            .skip(1)
+            .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn gossip_holds_together_through_packet_loss_and_still_detects_a_crash() {
+    require_curl();
+    let ns = Netns::new("outpost-loss");
+    // A tenth of every gossip datagram is lost on arrival.
+    ns.nft(
+        "table inet loss {\n  chain input {\n    type filter hook input priority 0;\n    \
+         udp dport 8301 numgen random mod 10 < 1 counter drop\n  }\n}\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["l1", "l2", "l3", "l4", "l5"];
+    let ip = |i: usize| format!("127.0.3.{}", i + 2);
+    let first = ip(0);
+    let agents: Vec<Agent> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let extra: Vec<&str> = if i == 0 {
+                vec![]
+            } else {
+                vec!["-retry-join", &first]
+            };
+            start_in(Some(&ns.0), n, &ip(i), tmp.path(), &extra)
+        })
+        .collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    let nsn = Some(ns.0.as_str());
+    wait_for(
+        "five members through 10% loss",
+        Duration::from_secs(20),
+        || converged_in(nsn, &all, &statuses(&names, 1)),
+    );
+    // Ten seconds of loss: nobody alive is declared failed.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        assert_eq!(converged_in(nsn, &all, &statuses(&names, 1)), Ok(()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for a in &agents {
+        assert!(!a.log().contains("member Failed"), "{}", a.log());
+    }
+    // A crash is still found, by everyone.
+    let mut agents = agents;
+    let killed = Instant::now();
+    agents[4].child.kill().unwrap();
+    let _ = agents[4].child.wait();
+    let rest: Vec<&Agent> = agents[..4].iter().collect();
+    let mut want = statuses(&names, 1);
+    want[4].1 = 4;
+    wait_for("l5 failed everywhere", Duration::from_secs(10), || {
+        converged_in(nsn, &rest, &want)
+    });
+    eprintln!(
+        "with 10% loss ({} datagrams dropped), kill -9 seen by all four others after {:?}",
+        ns.counted(),
+        killed.elapsed()
+    );
+    assert!(
+        ns.counted() > 20,
+        "the loss rule dropped packets: {}",
+        ns.counted()
+    );
 }

@@ -33,11 +33,25 @@ impl Agent {
     /// "outpost agent running" once they are up). Gossip takes a kernel-chosen port unless
     /// ARGS say `-serf-lan-port`, so that agents of parallel tests never meet.
     pub fn start(args: &[&str]) -> Agent {
+        Agent::start_in(None, args)
+    }
+
+    /// As [`Agent::start`], inside the network namespace `netns` if given (`ip netns
+    /// exec`, which execs the agent: the child is the agent itself).
+    pub fn start_in(netns: Option<&str>, args: &[&str]) -> Agent {
         let mut args = args.to_vec();
         if !args.contains(&"-serf-lan-port") {
             args.extend(["-serf-lan-port", "0"]);
         }
-        let mut child = Command::new(bin())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = cmd
             .arg("agent")
             .args(&args)
             .stdin(Stdio::null())
@@ -349,7 +363,20 @@ pub fn require_curl() {
 
 /// `curl -s -i ARGS...` (at most 20 s), parsed into status, headers and body.
 pub fn curl(args: &[&str]) -> HttpReply {
-    let out = Command::new("curl")
+    curl_in(None, args)
+}
+
+/// As [`curl`], inside the network namespace `netns` if given.
+pub fn curl_in(netns: Option<&str>, args: &[&str]) -> HttpReply {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let out = cmd
         .args(["-s", "-i", "--max-time", "20"])
         .args(args)
         .output()
