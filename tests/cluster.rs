@@ -41,6 +41,8 @@ fn start_in(
         "0",
         "-serf-lan-port",
         "8301",
+        "-server-port",
+        "8300",
     ];
     args.extend_from_slice(extra);
     Agent::start_in(ns, &args)
@@ -216,15 +218,18 @@ fn five_agents_join_detect_a_killed_one_and_see_a_leave() {
     });
     let detected = killed.elapsed();
     eprintln!("kill -9 of s5 seen as failed by all four others after {detected:?}");
-    let health = curl(&[&format!("http://{}/v1/health/node/s5", s1_http)]);
-    let checks = health.json();
-    let serf = checks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["CheckID"] == "serfHealth")
-        .unwrap_or_else(|| panic!("no serfHealth on s5: {checks}"));
-    assert_eq!(serf["Status"], "critical", "{serf}");
+    // The leader (s1) writes it into the catalog it replicates.
+    wait_for("s5's serfHealth critical", Duration::from_secs(5), || {
+        let checks = curl(&[&format!("http://{}/v1/health/node/s5", s1_http)]).json();
+        let serf = checks
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["CheckID"] == "serfHealth"))
+            .map(|c| c["Status"].clone());
+        match serf {
+            Some(s) if s == "critical" => Ok(()),
+            other => Err(format!("serfHealth of s5: {other:?} in {checks}")),
+        }
+    });
     wait_for("cam out of DNS", Duration::from_secs(5), || {
         let a = cam();
         if a.is_empty() {
@@ -243,8 +248,14 @@ fn five_agents_join_detect_a_killed_one_and_see_a_leave() {
         converged(&rest, &want)
     });
     eprintln!("leave of s4 seen by the other three after {t:?}");
-    let s4 = curl(&[&format!("http://{}/v1/catalog/node/s4", s1_http)]);
-    assert!(s4.status == 404 || s4.body.trim() == "null", "{s4:?}");
+    wait_for("s4 out of the catalog", Duration::from_secs(5), || {
+        let s4 = curl(&[&format!("http://{}/v1/catalog/node/s4", s1_http)]);
+        if s4.status == 404 || s4.body.trim() == "null" {
+            Ok(())
+        } else {
+            Err(format!("{s4:?}"))
+        }
+    });
     // The node exited after leaving.
     let exited = wait_for(
         "s4's process exits",

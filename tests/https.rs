@@ -262,7 +262,7 @@ fn sighup_reloads_certificates_while_a_connection_stays_open() {
     open.get_mut().write_all(get).unwrap();
     let (head, body) = read_response(&mut open);
     assert!(
-        head.starts_with("HTTP/1.1 200") && body.contains("8300"),
+        head.starts_with("HTTP/1.1 200") && body.contains("127.0.0.1:"),
         "{head}{body}"
     );
     let mut fresh = connect(port, new_ca.client_config(None));

@@ -214,27 +214,36 @@ pub fn event_command(local: &str, dc: &str, e: &MemberEvent) -> Option<Command> 
     })
 }
 
-/// What the catalog must hold for the members known now: every other live member a node
-/// with serfHealth passing, every failed one critical, none for those that left. Used at
-/// start and when events were lost.
+/// What the catalog lacks for the members known now: every other live member a node with
+/// serfHealth passing at its address, every failed one critical, none for those that left.
+/// Empty when the catalog agrees, so a leader can run it often.
 pub fn reconcile_command(local: &str, dc: &str, members: &[Member], catalog: &Catalog) -> Command {
+    let serf = |name: &str| {
+        let n = catalog.node(name)?;
+        let c = n.checks.values().find(|c| c.check.id == SERF_HEALTH)?;
+        Some((n.node.address.clone(), c.check.status))
+    };
     let changes = members
         .iter()
         .filter(|m| m.name() != local)
-        .filter_map(|m| match m.status {
-            MemberStatus::Alive => Some(register(dc, m)),
-            MemberStatus::Failed => Some(if catalog.node(m.name()).is_some() {
-                failed(m)
-            } else {
-                // Never seen alive here: its node, critical from the start.
-                let mut reg = register(dc, m);
-                if let Change::Register(r) = &mut reg {
-                    r.checks[0].status = Health::Critical;
-                    r.checks[0].output = FAILED_OUTPUT.into();
+        .filter_map(|m| {
+            let ip = m.addr().ip().to_string();
+            match (m.status, serf(m.name())) {
+                (MemberStatus::Alive, Some((addr, Health::Passing))) if addr == ip => None,
+                (MemberStatus::Alive, _) => Some(register(dc, m)),
+                (MemberStatus::Failed, Some((_, Health::Critical))) => None,
+                (MemberStatus::Failed, Some(_)) => Some(failed(m)),
+                (MemberStatus::Failed, None) => {
+                    // Never seen alive here: its node, critical from the start.
+                    let mut reg = register(dc, m);
+                    if let Change::Register(r) = &mut reg {
+                        r.checks[0].status = Health::Critical;
+                        r.checks[0].output = FAILED_OUTPUT.into();
+                    }
+                    Some(reg)
                 }
-                reg
-            }),
-            MemberStatus::Left => catalog.node(m.name()).map(|_| deregister(m)),
+                (MemberStatus::Left, _) => catalog.node(m.name()).map(|_| deregister(m)),
+            }
         })
         .collect();
     Command { changes }
@@ -287,10 +296,17 @@ pub async fn follow(state: Rc<RefCell<State>>, handle: GossipHandle) {
             tracing::error!("members into the catalog: {e}");
         }
     };
-    reconcile(&state);
+    if state.borrow().raft.is_none() {
+        reconcile(&state);
+    }
     let mut lagged = handle.lagged_events();
     while let Ok(e) = events.recv().await {
         tracing::info!(member = e.member.name(), addr = %e.member.addr(), "member {:?}", e.kind);
+        // On a Raft server the leader reconciles the members into the replicated catalog
+        // (see `replication`); nothing to write here.
+        if state.borrow().raft.is_some() {
+            continue;
+        }
         if handle.lagged_events() != lagged {
             lagged = handle.lagged_events();
             reconcile(&state);

@@ -3,6 +3,7 @@
 //! reloads the config; SIGTERM and SIGINT stop the agent.
 
 pub mod membership;
+pub mod replication;
 pub mod sync;
 
 use std::cell::RefCell;
@@ -85,6 +86,8 @@ pub struct State {
     streams_changed: Rc<event_listener::Event>,
     /// This node's gossip member (none with `-serf-lan-port -1`, or in tests of the routes).
     pub gossip: Option<crate::cluster::gossip::udp::GossipHandle>,
+    /// On a server: where writes go (the replicated log). None: writes apply locally.
+    pub raft: Option<replication::Writer>,
 }
 
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
@@ -145,13 +148,34 @@ impl State {
     /// index the command was applied at.
     pub fn commit(&mut self, command: &Command) -> Result<u64, ApplyError> {
         let index = self.catalog.index() + 1;
+        self.apply_at(index, command)?;
+        Ok(index)
+    }
+
+    /// Applies `command` at log `index` (the next index on an agent that applies locally,
+    /// the Raft entry's index on a server), waking blocking queries and the check runner.
+    fn apply_at(&mut self, index: u64, command: &Command) -> Result<(), ApplyError> {
         let topics = self.catalog.apply(index, command)?;
         self.watch.notify(&topics);
         let local = Topic::Node(self.config.node_name.to_ascii_lowercase());
         if topics.contains(&local) {
             self.sync_checks();
         }
-        Ok(index)
+        Ok(())
+    }
+
+    /// A write nobody waits for (the config's services, a check's result, a member's
+    /// health): applied now on an agent that applies locally, proposed to Raft on a server
+    /// (a refusal or a lost leader is logged; anti-entropy retries what matters).
+    pub fn submit(&mut self, command: Command, what: &'static str) {
+        match &self.raft {
+            None => {
+                if let Err(e) = self.commit(&command) {
+                    tracing::warn!("{what} not applied: {e}");
+                }
+            }
+            Some(w) => w.submit(command, what),
+        }
     }
 
     /// Gives the check runner this node's checks as the catalog now has them.
@@ -186,9 +210,7 @@ impl State {
                 }))
             }
         };
-        if let Err(e) = self.commit(&cmd) {
-            tracing::warn!("check result not applied: {e}");
-        }
+        self.submit(cmd, "check result");
     }
 
     /// This agent's own node in the catalog.
@@ -196,10 +218,23 @@ impl State {
         self.catalog.node(&self.config.node_name)
     }
 
-    /// The Raft leader's address (this server: a single server is its own leader).
-    pub fn leader_addr(&self) -> Option<String> {
-        let port = self.config.ports.server.filter(|_| self.config.server)?;
-        Some(SocketAddr::new(self.config.advertise_addr, port).to_string())
+    /// The Raft leader's address and the servers' (Consul's `/v1/status/leader` and
+    /// `peers`): from Raft on a replicating server; a server that applies locally (dev) is
+    /// its own leader; a client knows none yet.
+    pub fn leader_and_peers(&self) -> (Option<String>, Vec<String>) {
+        if let Some(w) = &self.raft {
+            let Some(h) = w.handle() else {
+                return (None, Vec::new());
+            };
+            let status = h.status();
+            let leader = h.leader().map(|(_, addr)| addr).filter(|a| !a.is_empty());
+            return (leader, status.peers.into_values().collect());
+        }
+        let Some(port) = self.config.ports.server.filter(|_| self.config.server) else {
+            return (None, Vec::new());
+        };
+        let me = SocketAddr::new(self.config.advertise_addr, port).to_string();
+        (Some(me.clone()), vec![me])
     }
 
     /// Sets a TTL check's status, as its pass/warn/fail/update endpoints do: in the catalog
@@ -216,9 +251,7 @@ impl State {
             output,
         }));
         // An update of an existing check is never refused.
-        if let Err(e) = self.commit(&update) {
-            tracing::warn!("check {check_id}: status update refused: {e}");
-        }
+        self.submit(update, "TTL check update");
     }
 
     /// Re-reads the config with the agent's flags and applies it, all or nothing.
@@ -281,9 +314,18 @@ pub fn initial_state(config: AgentConfig, seed: u64) -> Result<State, ApplyError
         media: None,
         streams_changed: Rc::default(),
         gossip: None,
+        raft: None,
     };
-    let cmd = desired.command(&state.desired, &state.catalog);
-    state.commit(&cmd)?;
+    if replication::replicates(&state.config) {
+        // A Raft server's catalog is the log's: the config goes in through Raft once a
+        // leader exists (anti-entropy in `replication`); refuse a bad config now, though.
+        state
+            .catalog
+            .validate(&desired.command(&state.desired, &state.catalog))?;
+    } else {
+        let cmd = desired.command(&state.desired, &state.catalog);
+        state.commit(&cmd)?;
+    }
     state.desired = desired;
     Ok(state)
 }
@@ -300,7 +342,15 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     };
     let desired = sync::Desired::from_config(&new);
     let cmd = desired.command(&state.desired, &state.catalog);
-    state.commit(&cmd)?;
+    if state.raft.is_some() {
+        // Checked here, written through Raft (a refusal there is logged).
+        state.catalog.validate(&cmd)?;
+        if !cmd.changes.is_empty() {
+            state.submit(cmd, "the reloaded config");
+        }
+    } else {
+        state.commit(&cmd)?;
+    }
     state.https = https;
     for (what, old, newv) in [
         ("dns port", state.config.ports.dns, new.ports.dns),
@@ -505,6 +555,21 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 ex.spawn(http_server::serve(listener, scheme, state.clone(), ex.clone()))
                     .detach();
             }
+        }
+        if replication::replicates(&cfg) {
+            let port = cfg.ports.server.unwrap_or(8300);
+            let addr = SocketAddr::new(cfg.bind_addr, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Bind {
+                    what: "Raft",
+                    addr,
+                    source,
+                })?;
+            let writer = replication::Writer::new(ex.clone());
+            state.borrow_mut().raft = Some(writer.clone());
+            ex.spawn(replication::run(state.clone(), ex.clone(), listener, writer))
+                .detach();
         }
         if let Some(port) = cfg.ports.serf_lan {
             let (c, bind) = (&cfg, SocketAddr::new(cfg.bind_addr, port));

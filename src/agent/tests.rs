@@ -16,7 +16,7 @@ fn config(text: &str) -> AgentConfig {
         bootstrap: true,
         ..AgentFlags::default()
     };
-    build(
+    let mut c = build(
         &flags,
         &[Source {
             name: "a.json".into(),
@@ -25,7 +25,11 @@ fn config(text: &str) -> AgentConfig {
         }],
         &host(),
     )
-    .unwrap()
+    .unwrap();
+    // No data dir once built: the catalog applies locally (no Raft), as these tests of the
+    // config sync expect.
+    c.data_dir = None;
+    c
 }
 
 fn services(s: &State) -> Vec<String> {

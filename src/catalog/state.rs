@@ -276,8 +276,8 @@ impl Catalog {
     }
 
     /// Checks every change against the state as the earlier changes of the same command
-    /// would leave it, without touching anything.
-    fn validate(&self, command: &Command) -> Result<(), ApplyError> {
+    /// would leave it, without touching anything: whether `command` would apply.
+    pub fn validate(&self, command: &Command) -> Result<(), ApplyError> {
         // Services present on each node as the command proceeds: (node key, id) -> name key.
         let mut overlay: HashMap<(String, String), Option<String>> = HashMap::new();
         let mut removed_nodes: Vec<String> = Vec::new();

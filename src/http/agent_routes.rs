@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::json::{InCheck, InCheckUpdate, InService, JsonCheck, JsonService, node_id, parse_body};
 use super::request::{Reply, Request};
-use super::routes::{Handled, bad_request, commit, not_found, ok_empty};
+use super::routes::{Handled, bad_request, not_found, ok_empty, write};
 use crate::agent::membership;
 use crate::agent::{AgentEvent, State};
 use crate::catalog::{Change, Check, Command, Deregistration, Health, Registration};
@@ -55,33 +55,36 @@ pub fn handle(
         }
         ("service", "register") if put => {
             let body: InService = parse_body(&req.body).map_err(bad_request)?;
-            register_service(state, body, req.flag("replace-existing-checks"))?;
-            Ok(ok_empty().into())
+            let cmd = register_service(state, body, req.flag("replace-existing-checks"))?;
+            Ok(write(state, cmd, ok_empty))
         }
         ("service", "deregister") if put && !sub_arg.is_empty() => {
             local_service(state, sub_arg)?;
             let node = state.config.node_name.clone();
-            commit(state, &deregister(&node, Some(sub_arg), None))?;
-            Ok(ok_empty().into())
+            Ok(write(
+                state,
+                deregister(&node, Some(sub_arg), None),
+                ok_empty,
+            ))
         }
         ("service", "maintenance") if put && !sub_arg.is_empty() => {
             local_service(state, sub_arg)?;
             let enable = maintenance_flag(req)?;
             let id = service_maintenance_id(sub_arg);
-            maintenance(state, enable, &id, sub_arg, "Service Maintenance Mode", req)?;
-            Ok(ok_empty().into())
+            let cmd = maintenance(state, enable, &id, sub_arg, "Service Maintenance Mode", req);
+            Ok(write(state, cmd, ok_empty))
         }
         ("maintenance", "") if put => {
             let enable = maintenance_flag(req)?;
-            maintenance(
+            let cmd = maintenance(
                 state,
                 enable,
                 NODE_MAINTENANCE_ID,
                 "",
                 "Node Maintenance Mode",
                 req,
-            )?;
-            Ok(ok_empty().into())
+            );
+            Ok(write(state, cmd, ok_empty))
         }
         ("service", id)
             if get
@@ -117,14 +120,16 @@ pub fn handle(
                 service: None,
                 checks: vec![check],
             }));
-            commit(state, &cmd)?;
-            Ok(ok_empty().into())
+            Ok(write(state, cmd, ok_empty))
         }
         ("check", "deregister") if put && !sub_arg.is_empty() => {
             local_check(state, sub_arg)?;
             let node = state.config.node_name.clone();
-            commit(state, &deregister(&node, None, Some(sub_arg)))?;
-            Ok(ok_empty().into())
+            Ok(write(
+                state,
+                deregister(&node, None, Some(sub_arg)),
+                ok_empty,
+            ))
         }
         ("check", op @ ("pass" | "warn" | "fail")) if put && !sub_arg.is_empty() => {
             let status = match op {
@@ -233,7 +238,7 @@ fn check_allowed(state: &State, c: &Check) -> Result<(), Reply> {
 
 /// `/v1/agent/service/register`: the service and its checks on this node, in one command;
 /// with `replace-existing-checks`, its checks that the body leaves out are removed.
-fn register_service(state: &mut State, body: InService, replace: bool) -> Result<(), Reply> {
+fn register_service(state: &mut State, body: InService, replace: bool) -> Result<Command, Reply> {
     let (service, checks) = body.to_service().map_err(bad_request)?;
     for c in &checks {
         check_allowed(state, c)?;
@@ -258,8 +263,7 @@ fn register_service(state: &mut State, body: InService, replace: bool) -> Result
         service: Some(service),
         checks,
     }));
-    commit(state, &Command { changes })?;
-    Ok(())
+    Ok(Command { changes })
 }
 
 fn maintenance_flag(req: &Request) -> Result<bool, Reply> {
@@ -274,9 +278,9 @@ fn maintenance(
     service_id: &str,
     name: &str,
     req: &Request,
-) -> Result<(), Reply> {
+) -> Command {
     let node = state.config.local_node();
-    let cmd = if enable {
+    if enable {
         let mut c = Check::new(id, service_id, Health::Critical);
         c.name = name.to_string();
         c.notes = req
@@ -291,9 +295,7 @@ fn maintenance(
         }))
     } else {
         deregister(&node.name, None, Some(id))
-    };
-    commit(state, &cmd)?;
-    Ok(())
+    }
 }
 
 /// A TTL check's new status, from pass/warn/fail/update.

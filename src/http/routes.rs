@@ -97,11 +97,38 @@ pub fn ok_empty() -> Reply {
     }
 }
 
-/// Commits `command` through the one write path; a refused command is a 400 naming why.
-pub fn commit(state: &mut State, command: &Command) -> Result<u64, Reply> {
-    state
-        .commit(command)
-        .map_err(|e| bad_request(e.to_string()))
+/// Writes `command` through the one write path and answers `done()`; a refused command
+/// is a 400 naming why. At once on an agent that applies locally; on a Raft server once the
+/// command is committed and applied here (a 500 when the cluster has no answer, as
+/// Consul's "No cluster leader").
+pub fn write(
+    state: &mut State,
+    command: Command,
+    done: impl FnOnce() -> Reply + 'static,
+) -> Handled {
+    write_with(state, command, move |r| match r {
+        Ok(_) => done(),
+        Err(e) => bad_request(e.to_string()),
+    })
+}
+
+/// As [`write`], with the outcome (the index, or the catalog's refusal) to answer from.
+pub fn write_with(
+    state: &mut State,
+    command: Command,
+    answer: impl FnOnce(Result<u64, ApplyError>) -> Reply + 'static,
+) -> Handled {
+    match state.raft.clone() {
+        None => answer(state.commit(&command)).into(),
+        Some(w) => Handled::Async(Box::pin(async move {
+            match w.write(command).await {
+                Ok(r) => answer(r),
+                Err(crate::agent::replication::Unavailable(e)) => {
+                    Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e)
+                }
+            }
+        })),
+    }
 }
 
 /// With ACLs enabled, a write needs the management token, and so does a read under
@@ -237,8 +264,7 @@ fn catalog(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
             expect(req, "PUT")?;
             let body: InCatalogRegistration = parse_body(&req.body).map_err(bad_request)?;
             let cmd = catalog_registration(state, body)?;
-            commit(state, &cmd)?;
-            Ok(json_bool(true).into())
+            Ok(write(state, cmd, || json_bool(true)))
         }
         "deregister" => {
             expect(req, "PUT")?;
@@ -246,15 +272,12 @@ fn catalog(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
             if body.node.is_empty() {
                 return Err(bad_request("Missing node name"));
             }
-            commit(
-                state,
-                &Command::one(Change::Deregister(Deregistration {
-                    node: body.node,
-                    service_id: body.service_id.filter(|s| !s.is_empty()),
-                    check_id: body.check_id.filter(|s| !s.is_empty()),
-                })),
-            )?;
-            Ok(json_bool(true).into())
+            let cmd = Command::one(Change::Deregister(Deregistration {
+                node: body.node,
+                service_id: body.service_id.filter(|s| !s.is_empty()),
+                check_id: body.check_id.filter(|s| !s.is_empty()),
+            }));
+            Ok(write(state, cmd, || json_bool(true)))
         }
         "datacenters" => {
             expect(req, "GET")?;
@@ -521,10 +544,10 @@ fn health(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<
 
 fn status(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<Handled, Reply> {
     expect(req, "GET")?;
-    let leader = state.leader_addr();
+    let (leader, peers) = state.leader_and_peers();
     match rest {
         "leader" => Ok(Reply::json(&leader.unwrap_or_default(), pretty).into()),
-        "peers" => Ok(Reply::json(&leader.into_iter().collect::<Vec<_>>(), pretty).into()),
+        "peers" => Ok(Reply::json(&peers, pretty).into()),
         _ => Err(not_found(format!("no such API path: {}", req.path))),
     }
 }
@@ -745,9 +768,9 @@ fn kv_inner(state: &mut State, req: &Request, key: &str, pretty: bool) -> Result
 
 /// A KV write: `true`, or `false` when a check-and-set did not match.
 fn kv_write(state: &mut State, change: Change) -> Result<Handled, Reply> {
-    match state.commit(&Command::one(change)) {
-        Ok(_) => Ok(json_bool(true).into()),
-        Err(ApplyError::CasFailed { .. }) => Ok(json_bool(false).into()),
-        Err(e) => Err(bad_request(e.to_string())),
-    }
+    Ok(write_with(state, Command::one(change), |r| match r {
+        Ok(_) => json_bool(true),
+        Err(ApplyError::CasFailed { .. }) => json_bool(false),
+        Err(e) => bad_request(e.to_string()),
+    }))
 }

@@ -59,6 +59,13 @@ impl WatchHub {
         }
     }
 
+    /// Wakes every watcher (the whole catalog was replaced, as by a Raft snapshot).
+    pub fn notify_all(&mut self) {
+        for (_, e) in self.events.drain() {
+            e.notify(usize::MAX);
+        }
+    }
+
     /// Distinct things watched (or recently watched).
     pub fn len(&self) -> usize {
         self.events.len()

@@ -16,6 +16,8 @@ pub struct Agent {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
     pub gossip: Option<SocketAddr>,
+    /// A server's Raft address (its `-server-port`), once Raft runs.
+    pub raft: Option<SocketAddr>,
 }
 
 pub fn bin() -> PathBuf {
@@ -42,6 +44,9 @@ impl Agent {
         let mut args = args.to_vec();
         if !args.contains(&"-serf-lan-port") {
             args.extend(["-serf-lan-port", "0"]);
+        }
+        if args.contains(&"-server") && !args.contains(&"-server-port") {
+            args.extend(["-server-port", "0"]);
         }
         let mut cmd = match netns {
             Some(ns) => {
@@ -79,6 +84,7 @@ impl Agent {
             http: None,
             https: None,
             gossip: None,
+            raft: None,
         };
         if rx.recv_timeout(Duration::from_secs(20)).is_err() {
             panic!("agent did not start; log:\n{}", agent.log());
@@ -92,7 +98,8 @@ impl Agent {
     }
 
     /// A bootstrap server named `box1` on 127.0.0.1 serving the config dir `conf` with its
-    /// data dir `data`, DNS and HTTP on kernel-chosen ports; `extra` flags are added.
+    /// data dir `data`, DNS, HTTP and Raft on kernel-chosen ports; `extra` flags are added.
+    /// Returns once its config is in the (replicated) catalog.
     pub fn start_box1(data: &Path, conf: &Path, extra: &[&str]) -> Agent {
         let (data, conf) = (data.display().to_string(), conf.display().to_string());
         let mut args = vec![
@@ -112,7 +119,12 @@ impl Agent {
             "0",
         ];
         args.extend_from_slice(extra);
-        Agent::start(&args)
+        let mut agent = Agent::start(&args);
+        // A server with a data dir replicates through Raft: its config is in the catalog
+        // once it has elected itself and written it.
+        agent.wait_log("this agent's config registered");
+        agent.raft = logged_addr(&agent.log(), "raft on ");
+        agent
     }
 
     pub fn log(&self) -> String {

@@ -119,10 +119,15 @@ fn reconcile_registers_the_live_marks_the_failed_and_drops_the_left() {
     );
     assert!(catalog.node("s4").is_none());
     assert!(catalog.node("s5").is_none());
-    // Idempotent: nothing new to do the second time but re-assert the same state.
+    // Nothing to do once the catalog agrees.
     let again = reconcile_command("s1", "dc1", &members, &catalog);
-    apply(&mut catalog, &again);
-    assert_eq!(serf_health(&catalog, "s3").unwrap().0, Health::Critical);
+    assert_eq!(again.changes, []);
+    // A member that moved is registered at its new address.
+    let moved = [member("s2", "127.0.1.9", MemberStatus::Alive)];
+    let cmd = reconcile_command("s1", "dc1", &moved, &catalog);
+    assert_eq!(cmd.changes.len(), 1);
+    apply(&mut catalog, &cmd);
+    assert_eq!(catalog.node("s2").unwrap().node.address, "127.0.1.9");
 }
 
 #[test]

@@ -257,6 +257,12 @@ enum Input {
 impl<S: StateMachine> Driver<S> {
     async fn run(mut self) {
         self.sync_peers();
+        // What the start left to do (a cluster of one has elected itself; committed
+        // entries after the snapshot wait to be applied): at once, not at the first tick.
+        if let Err(e) = self.cycle().await {
+            tracing::error!("raft: stopping: {e}");
+            return;
+        }
         loop {
             let deadline = self.node.poll_timeout();
             let input = async {

@@ -343,6 +343,14 @@ impl RaftNode {
             removed: false,
         };
         node.rejitter();
+        // A cluster of one (a `-bootstrap` server) wins its election at once rather than
+        // after an election timeout: its catalog is writable as soon as it starts.
+        let voters: Vec<u64> = node.raw.raft.prs().conf().voters().ids().iter().collect();
+        if voters == [node.cfg.id] {
+            node.raw
+                .campaign()
+                .map_err(|e| RaftError::Config(e.to_string()))?;
+        }
         Ok(node)
     }
 

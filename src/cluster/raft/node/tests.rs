@@ -165,6 +165,8 @@ fn snapshots_compact_the_log_and_a_restart_restores_from_them() {
     let mut cfg = RaftConfig::new(1, 3);
     cfg.snapshot_every = 5;
     let mut node = RaftNode::new(cfg.clone(), &disk, &mut sm, now).unwrap();
+    // A cluster of one elects itself in `new`; the ready cycle makes it durable.
+    settle(&mut node, &mut disk, &mut sm);
     while !node.is_leader() {
         now += Duration::from_millis(100);
         node.handle_timeout(now);
@@ -183,6 +185,7 @@ fn snapshots_compact_the_log_and_a_restart_restores_from_them() {
     );
     let mut restored = Catalog::new();
     let mut again = RaftNode::new(cfg, &disk, &mut restored, now).unwrap();
+    settle(&mut again, &mut disk, &mut restored);
     while !again.is_leader() {
         now += Duration::from_millis(100);
         again.handle_timeout(now);

@@ -1,0 +1,372 @@
+//! The agent's side of Raft: a server (`-server` with a data dir) replicates every catalog
+//! and KV write through [`crate::cluster::raft`] over TCP on `-server-port`. This module
+//! starts the Raft server with the agent's state as its state machine, decides when to
+//! bootstrap (`-bootstrap`: at once; `-bootstrap-expect N`: once N servers that expect N
+//! have met by gossip and no cluster exists), lets the leader add the servers gossip finds
+//! and remove those that left, and re-registers the agent's own config (anti-entropy)
+//! whenever this server's catalog lacks it.
+//!
+//! A `-dev` agent, an agent without a data dir and a client apply writes locally (a
+//! single dev server behaves as a one-server cluster would).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use async_net::TcpListener;
+use smol::LocalExecutor;
+
+use crate::catalog::{ApplyError, Catalog, Command, SnapshotError};
+use crate::cluster::gossip::{MemberStatus, Role};
+use crate::cluster::raft::{
+    ConfChangeRecord, HandleError, Outcome, RaftConfig, RaftHandle, RaftServer, ServerConfig,
+    StateMachine,
+};
+
+use super::State;
+
+/// How long a write waits for Raft before the writer hears "no answer".
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the bootstrap, membership and anti-entropy loop looks around.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// A server's Raft ID: stable for a node name (FNV-1a, never 0), so a restarted server is
+/// the same member and no ID has to be gossiped or stored.
+pub fn server_id(node_name: &str) -> u64 {
+    let h = node_name
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    h.max(1)
+}
+
+/// Where writes go on a server: proposals to Raft, answered once applied here. Until the
+/// Raft server runs (a `-bootstrap-expect` server waiting for its peers), writes are
+/// refused: nothing is applied outside the log.
+#[derive(Clone)]
+pub struct Writer {
+    handle: Rc<RefCell<Option<RaftHandle>>>,
+    ex: Rc<LocalExecutor<'static>>,
+}
+
+/// Why a write has no outcome (the command was valid, the cluster did not answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+impl Writer {
+    pub fn new(ex: Rc<LocalExecutor<'static>>) -> Writer {
+        Writer {
+            handle: Rc::default(),
+            ex,
+        }
+    }
+
+    /// The Raft handle (status, leader, reads), once Raft runs.
+    pub fn handle(&self) -> Option<RaftHandle> {
+        self.handle.borrow().clone()
+    }
+
+    /// Proposes `command`: `Ok(Ok(index))` applied at `index`, `Ok(Err(_))` refused by the
+    /// catalog (on every server alike), `Err(_)` no outcome (no leader, a timeout).
+    pub async fn write(&self, command: Command) -> Result<Result<u64, ApplyError>, Unavailable> {
+        let Some(handle) = self.handle() else {
+            return Err(Unavailable(
+                "No cluster leader (waiting for the servers of -bootstrap-expect)".into(),
+            ));
+        };
+        match handle.propose(command).await {
+            Ok(Outcome::Applied { index }) => Ok(Ok(index)),
+            Ok(Outcome::Refused { error, .. }) => Ok(Err(error)),
+            Ok(Outcome::NotLeader { leader }) => Err(Unavailable(match handle.leader() {
+                Some((_, addr)) if leader.is_some() => {
+                    format!("this server is not the leader (the leader is {addr}); write to it")
+                }
+                _ => "No cluster leader".into(),
+            })),
+            Ok(Outcome::Dropped { reason }) => Err(Unavailable(format!(
+                "the write was dropped ({reason}); retry"
+            ))),
+            Ok(Outcome::Unknown) => Err(Unavailable(
+                "the write may or may not have been applied (leadership changed)".into(),
+            )),
+            Err(HandleError::TimedOut) => Err(Unavailable(
+                "no answer from the cluster in time (the write may or may not be applied)".into(),
+            )),
+            Err(e) => Err(Unavailable(e.to_string())),
+        }
+    }
+
+    /// Proposes `command` in the background; a refusal or no outcome is logged.
+    pub fn submit(&self, command: Command, what: &'static str) {
+        let w = self.clone();
+        self.ex
+            .spawn(async move {
+                match w.write(command).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("{what} refused: {e}"),
+                    Err(Unavailable(e)) => tracing::warn!("{what} not written: {e}"),
+                }
+            })
+            .detach();
+    }
+}
+
+impl StateMachine for State {
+    fn apply(&mut self, index: u64, command: &Command) -> Result<(), ApplyError> {
+        self.apply_at(index, command)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.catalog.snapshot()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
+        self.catalog = if state.is_empty() {
+            Catalog::new()
+        } else {
+            Catalog::restore(state)?
+        };
+        self.http_cache.clear();
+        self.watch.notify_all();
+        self.sync_checks();
+        Ok(())
+    }
+}
+
+/// Whether this agent replicates through Raft: a server with a data dir, not in dev mode.
+pub fn replicates(c: &crate::config::AgentConfig) -> bool {
+    c.server && !c.dev && c.data_dir.is_some() && c.ports.server.is_some()
+}
+
+/// Binds `-server-port`, then runs the Raft server on `state` for as long as the agent
+/// runs: at once with `-bootstrap` or a data dir that holds a cluster already; with
+/// `-bootstrap-expect N` once N servers expecting N have met by gossip (the same sorted
+/// voter list on each); otherwise (a new server for a running cluster) at once, waiting to
+/// be added by the leader. Also runs the membership and anti-entropy loop.
+pub async fn run(
+    state: Rc<RefCell<State>>,
+    ex: Rc<LocalExecutor<'static>>,
+    listener: TcpListener,
+    writer: Writer,
+) {
+    let (c, name) = {
+        let s = state.borrow();
+        (s.config.clone(), s.config.node_name.clone())
+    };
+    let Some(dir) = c.data_dir.clone().map(|d| d.join("raft")) else {
+        return;
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("raft listener: {e}");
+            return;
+        }
+    };
+    let advertised = SocketAddr::new(c.advertise_addr, local.port()).to_string();
+    let id = server_id(&name);
+    let fresh = !dir.join("raft.log").exists() && !dir.join("raft.snap").exists();
+    let bootstrap = match (c.bootstrap, c.bootstrap_expect) {
+        _ if !fresh => None,
+        (true, _) => Some(vec![(id, advertised.clone())]),
+        (false, Some(n)) => {
+            tracing::info!("bootstrap-expect {n}: waiting for {n} servers to meet by gossip");
+            wait_for_servers(&state, n, id).await
+        }
+        (false, None) => None,
+    };
+    let mut seed = [0u8; 8];
+    if let Err(e) = super::os_random(&mut seed) {
+        tracing::error!("raft: no random seed: {e}");
+        return;
+    }
+    let server = RaftServer::start(
+        ex.clone(),
+        ServerConfig {
+            raft: RaftConfig::new(id, u64::from_le_bytes(seed)),
+            data_dir: dir.clone(),
+            bootstrap,
+            request_timeout: WRITE_TIMEOUT,
+        },
+        listener,
+        state.clone(),
+    );
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(
+                "raft cannot start on {}: {e}; writes are refused",
+                dir.display()
+            );
+            return;
+        }
+    };
+    tracing::info!(
+        "raft on {local} (server id {id:016x}), data in {}",
+        dir.display()
+    );
+    let handle = server.handle();
+    *writer.handle.borrow_mut() = Some(handle.clone());
+    look_around(state, handle, id).await;
+    drop(server);
+}
+
+/// Waits until `n` live servers expecting `n` are known by gossip; the voters are the
+/// first `n` by ID. `None` when this server is not among them (it waits to be added).
+async fn wait_for_servers(
+    state: &Rc<RefCell<State>>,
+    n: u32,
+    id: u64,
+) -> Option<Vec<(u64, String)>> {
+    loop {
+        let servers = gossip_servers(&state.borrow());
+        let mut ready: Vec<(u64, String)> = servers
+            .into_iter()
+            .filter(|(_, _, alive, e)| *alive && u32::from(*e) == n)
+            .map(|(i, a, _, _)| (i, a))
+            .collect();
+        if ready.len() >= n as usize {
+            ready.sort();
+            ready.truncate(n as usize);
+            tracing::info!("bootstrap-expect {n}: forming the cluster with {ready:?}");
+            return ready.iter().any(|(i, _)| *i == id).then_some(ready);
+        }
+        async_io::Timer::after(LOOK_EVERY).await;
+    }
+}
+
+/// The servers gossip knows: (Raft ID, Raft address, alive, expect) of each member whose
+/// role is server, this one included.
+fn gossip_servers(state: &State) -> Vec<(u64, String, bool, u16)> {
+    let Some(g) = &state.gossip else {
+        return Vec::new();
+    };
+    g.members()
+        .into_iter()
+        .filter(|m| m.tags().role == Role::Server && m.tags().dc == state.config.datacenter)
+        .map(|m| {
+            let addr = SocketAddr::new(m.addr().ip(), m.tags().port).to_string();
+            (
+                server_id(m.name()),
+                addr,
+                m.status == MemberStatus::Alive,
+                m.tags().expect,
+            )
+        })
+        .collect()
+}
+
+/// Bootstraps with `-bootstrap-expect`, adds and removes servers as the leader, and
+/// re-registers this agent's config when the catalog lacks it (after a bootstrap, a restore
+/// or a leader change).
+async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
+    // Soon after start (a single server elects itself at once), then every LOOK_EVERY.
+    let mut wait = Duration::from_millis(20);
+    loop {
+        async_io::Timer::after(wait).await;
+        wait = LOOK_EVERY;
+        let status = handle.status();
+        if status.is_leader {
+            let servers = gossip_servers(&state.borrow());
+            // One membership change at a time: add a live server raft does not have, or
+            // remove a voter that left gossip.
+            let missing = servers
+                .iter()
+                .find(|(i, _, alive, _)| *alive && !status.peers.contains_key(i));
+            if let Some((i, addr, _, _)) = missing {
+                tracing::info!("adding server {addr} (id {i:016x}) to raft");
+                let _ = handle
+                    .change_membership(ConfChangeRecord::AddVoter {
+                        id: *i,
+                        addr: addr.clone(),
+                    })
+                    .await;
+                continue;
+            }
+            let left = state.borrow().left_servers();
+            if let Some(i) = status.peers.keys().find(|p| **p != id && left.contains(p)) {
+                tracing::info!("removing server id {i:016x} that left");
+                let _ = handle
+                    .change_membership(ConfChangeRecord::Remove { id: *i })
+                    .await;
+                continue;
+            }
+        }
+        // The leader writes the members into the catalog (nodes with serfHealth).
+        if status.is_leader {
+            let (cmd, w) = {
+                let s = state.borrow();
+                let members = s.gossip.as_ref().map(|g| g.members()).unwrap_or_default();
+                (
+                    super::membership::reconcile_command(
+                        &s.config.node_name,
+                        &s.config.datacenter,
+                        &members,
+                        &s.catalog,
+                    ),
+                    s.raft.clone(),
+                )
+            };
+            if !cmd.changes.is_empty()
+                && let Some(w) = w
+            {
+                match w.write(cmd).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("members into the catalog refused: {e}"),
+                    Err(Unavailable(e)) => tracing::warn!("members into the catalog: {e}"),
+                }
+            }
+        }
+        // Anti-entropy: once a leader exists, this agent's own config must be in the
+        // catalog it replicates.
+        if status.leader.is_some() {
+            let (missing, cmd, w) = {
+                let s = state.borrow();
+                (
+                    s.catalog.node(&s.config.node_name).is_none(),
+                    s.desired.command(&Default::default(), &s.catalog),
+                    s.raft.clone(),
+                )
+            };
+            if missing
+                && !cmd.changes.is_empty()
+                && let Some(w) = w
+            {
+                match w.write(cmd).await {
+                    Ok(Ok(i)) => tracing::info!("this agent's config registered at index {i}"),
+                    Ok(Err(e)) => tracing::warn!("this agent's config refused: {e}"),
+                    Err(Unavailable(e)) => tracing::debug!("config not yet registered: {e}"),
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    /// Raft IDs of the servers gossip shows as left.
+    fn left_servers(&self) -> Vec<u64> {
+        let Some(g) = &self.gossip else {
+            return Vec::new();
+        };
+        g.members()
+            .into_iter()
+            .filter(|m| m.tags().role == Role::Server && m.status == MemberStatus::Left)
+            .map(|m| server_id(m.name()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ids_are_stable_nonzero_and_case_blind() {
+        assert_eq!(server_id("s1"), server_id("S1"));
+        assert_ne!(server_id("s1"), server_id("s2"));
+        assert_ne!(server_id(""), 0);
+    }
+}
