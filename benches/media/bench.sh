@@ -38,7 +38,7 @@
 #      KEYINT ABITRATE.
 # Installs its viewers' packages (pinned: package.json, requirements.txt) into
 # benches/media/.deps on first use. Writes OUT/results.jsonl and OUT/results.md.
-# About 14 s per server and row plus start-up: ~12 min for REPEATS=1 with the default counts.
+# About 30 s per server and row: ~9 min per repeat with the default counts (after the build).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -216,7 +216,7 @@ start_server() {
         -bind 127.0.0.2 -advertise 127.0.0.2 >"$LOGS/outpost-$tag.log" 2>&1 &
       SRV_PID=$!
       for _ in $(seq 100); do
-        grep -q 'WebRTC (WHEP) on udp' "$LOGS/outpost-$tag.log" \
+        grep -qs 'WebRTC (WHEP) on udp' "$LOGS/outpost-$tag.log" \
           && curl -s -m 1 "http://127.0.0.1:$OUTPOST_HTTP_PORT/v1/streams" 2>/dev/null | grep -q '"demo"' \
           && return 0
         kill -0 "$SRV_PID" 2>/dev/null || break

@@ -136,44 +136,51 @@ def render(path):
 
     # ---- per-viewer cost -----------------------------------------------------------------------
     w("## Cost per viewer\n")
-    w("Least squares over every run of the client, the N=0 baseline rows included: value = a + b*N. "
-      "'above N=0' is (median at the largest N - median at N=0) / N. 'us per packet' divides b by the RTP "
-      "packets (video + audio) one viewer received per second, so it includes the server's RTCP handling, "
-      "SRTP, sendmsg() and part of the loopback delivery (softirq charged to the sending task).\n")
-    w("| client | server | CPU a % | CPU b % per viewer | CPU above N=0 % per viewer | packets/s per viewer "
-      "| server CPU us per packet sent | RSS a MiB | RSS b KiB per viewer | RSS above N=0 KiB per viewer |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("'b' is the least-squares slope over the runs with N >= 1 (value = a + b*N), i.e. what one more viewer "
+      "costs once the stream is being watched; 'a' is then the fixed cost of a watched stream. 'N=0' is the "
+      "median of the baseline rows and 'above N=0' = (median at the largest N - N=0) / N, which also spreads "
+      "the cost of starting to watch over the viewers. 'us per packet' divides b by the RTP packets (video + "
+      "audio) one viewer received per second: the server's RTCP handling, SRTP, sendmsg() and part of the "
+      "loopback delivery (softirq charged to the sending task).\n")
+    w("| client | server | N range | CPU N=0 % | CPU a % | CPU b % per viewer | CPU above N=0 % per viewer "
+      "| packets/s per viewer | server CPU us per packet sent | RSS N=0 MiB | RSS a MiB | RSS b KiB per viewer "
+      "| RSS above N=0 KiB per viewer |")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     slopes = {}
     for client in [c for c in dict.fromkeys(r["client"] for r in rows) if c != "none"]:
         for server in SERVERS:
-            rs = sel(server, client) + sel(server, "none", 0)
-            if not sel(server, client):
+            rs = sel(server, client)
+            if not rs:
                 continue
             cpu = fit([(r["viewers"], r["server_cpu_pct"]) for r in rs])
             mem = fit([(r["viewers"], r["server_rss_kb"]) for r in rs])
-            nmax = max(r["viewers"] for r in sel(server, client))
+            ns = sorted({r["viewers"] for r in rs})
+            nmax = ns[-1]
             base_c, base_m = med(server, "none", 0, "server_cpu_pct"), med(server, "none", 0, "server_rss_kb")
             top_c, top_m = med(server, client, nmax, "server_cpu_pct"), med(server, client, nmax, "server_rss_kb")
             above_c = None if base_c is None else (top_c - base_c) / nmax
             above_m = None if base_m is None else (top_m - base_m) / nmax
-            p = median([pps(r) for r in sel(server, client)])
+            p = median([pps(r) for r in rs])
             us = None if not cpu or not p else cpu[1] / 100 * 1e6 / p
-            slopes[(client, server)] = (cpu[1] if cpu else None, mem[1] if mem else None)
-            w(f"| {client} | {server} | {f(cpu[0] if cpu else None, 2)} | {f(cpu[1] if cpu else None, 3)} "
-              f"| {f(above_c, 3)} | {f(p, 0)} | {f(us)} | {f(mib(mem[0]) if mem else None)} "
-              f"| {f(mem[1] if mem else None, 0)} | {f(above_m, 0)} |")
+            slopes[(client, server)] = (cpu[1] if cpu else None, mem[1] if mem else None, above_c, above_m)
+            w(f"| {client} | {server} | {ns[0]}..{nmax} | {f(base_c, 2)} | {f(cpu[0] if cpu else None, 2)} "
+              f"| {f(cpu[1] if cpu else None, 3)} | {f(above_c, 3)} | {f(p, 0)} | {f(us)} | {f(mib(base_m))} "
+              f"| {f(mib(mem[0]) if mem else None)} | {f(mem[1] if mem else None, 0)} | {f(above_m, 0)} |")
         j, o = slopes.get((client, "janus")), slopes.get((client, "outpost"))
         if j and o:
-            w(f"| {client} | outpost/Janus | | {ratio(o[0], j[0])} | | | | | {ratio(o[1], j[1])} | |")
+            w(f"| {client} | outpost/Janus | | | | {ratio(o[0], j[0])} | {ratio(o[2], j[2])} | | | | "
+              f"| {ratio(o[1], j[1])} | {ratio(o[3], j[3])} |")
     w("")
+    w("With a single N (a smoke run) there is no slope: b and a read n/a.\n")
 
     # ---- first frame ---------------------------------------------------------------------------
     w("## Time to first frame\n")
     w("Per viewer, all runs pooled. aiortc: from the viewer's start (before its first signalling request) to "
       "its first decodable VP8 frame (a keyframe or later). Chromium: from the page's creation, and from the "
       "start of signalling inside the page (WHEP: createOffer + ICE gathering + POST; Janus: create, attach, "
-      "watch, offer, answer), to getStats() first showing framesDecoded > 0 (polled every 25 ms). Signalling = "
-      "until the answer is applied.\n")
+      "watch, offer, answer), to getStats() first showing framesDecoded > 0 (polled every 25 ms); a WHEP page's "
+      "time from creation includes one GET to the endpoint that gives the page its origin (outpost sends no "
+      "CORS headers). Signalling = until the answer is applied.\n")
     w("| client | server | viewers | first frame ms median | p90 | min | max | from signalling start, median "
       "| signalling ms median |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
