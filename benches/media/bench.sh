@@ -68,8 +68,8 @@ int REPEATS "$REPEATS"; int WINDOW "$WINDOW"; int SETTLE "$SETTLE"; int LATENCY 
 int LATENCY_N "$LATENCY_N"; int OUTPOST_HTTP_PORT "$OUTPOST_HTTP_PORT"
 for n in $COUNTS_AIORTC; do int COUNTS_AIORTC "$n"; [ "$n" -le 64 ] || { echo "bench.sh: at most 64 aiortc viewers" >&2; exit 2; }; done
 for n in $COUNTS_CHROMIUM; do int COUNTS_CHROMIUM "$n"; [ "$n" -le 16 ] || { echo "bench.sh: at most 16 Chromium pages" >&2; exit 2; }; done
-[ "$REPEATS" -ge 1 ] && [ "$REPEATS" -le 20 ] || { echo "bench.sh: REPEATS must be 1-20" >&2; exit 2; }
-[ "$WINDOW" -ge 1 ] && [ "$WINDOW" -le 600 ] || { echo "bench.sh: WINDOW must be 1-600 s" >&2; exit 2; }
+if [ "$REPEATS" -lt 1 ] || [ "$REPEATS" -gt 20 ]; then echo "bench.sh: REPEATS must be 1-20" >&2; exit 2; fi
+if [ "$WINDOW" -lt 1 ] || [ "$WINDOW" -gt 600 ]; then echo "bench.sh: WINDOW must be 1-600 s" >&2; exit 2; fi
 [ "$LATENCY" -le 60 ] || { echo "bench.sh: LATENCY must be 0-60 s" >&2; exit 2; }
 for s in $SERVERS; do case $s in janus|outpost) ;; *) echo "bench.sh: unknown server $s" >&2; exit 2 ;; esac; done
 for c in $CLIENTS; do case $c in aiortc|chromium) ;; *) echo "bench.sh: unknown client $c" >&2; exit 2 ;; esac; done
@@ -114,7 +114,8 @@ if [ "${MEDIA_BENCH_INSIDE:-}" != 1 ]; then
 
   OUT="${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}"
   mkdir -p "$OUT"
-  export OUT="$(cd "$OUT" && pwd)"
+  OUT="$(cd "$OUT" && pwd)"
+  export OUT
   export MEDIA_BENCH_INSIDE=1
   exec "$H/run-in-netns.sh" "$HERE/bench.sh" "$H"
 fi
@@ -134,11 +135,12 @@ SRV_PID=""; SPID=""; VPID=""
 # whatever of its descendants (listed before the signal) is still there.
 stop_tree() {
   local pid=$1 sig=$2 kids p
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { [ -n "$pid" ] && wait "$pid" 2>/dev/null; return 0; }
+  [ -n "$pid" ] || return 0
+  if ! kill -0 "$pid" 2>/dev/null; then wait "$pid" 2>/dev/null || true; return 0; fi
   kids=$(tree "$pid" | tail -n +2)
   kill "-$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
   for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
 }
