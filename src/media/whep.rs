@@ -6,7 +6,9 @@
 //!   nothing to trickle);
 //! - `DELETE /whep/<stream>/<session>`: `200 OK`, the viewer is dropped at once;
 //! - `PATCH` on a session: `405` (no trickle, no ICE restart: a viewer POSTs a new offer);
-//! - `OPTIONS /whep/<stream>`: `204` with `Allow` and `Accept-Post`.
+//! - `OPTIONS` on either: `204` with `Allow`, `Accept-Post` and the CORS preflight's
+//!   answer; every reply allows any origin and exposes `Location`, so a player on another
+//!   origin can watch (as Janus allows).
 //!
 //! Errors are `text/plain`, one line naming the culprit: `404` unknown stream or session,
 //! `415` not `application/sdp`, `413` offer above [`MAX_OFFER`], `400` bad SDP or no
@@ -92,10 +94,45 @@ pub fn handle(
             format!("{path}: not a WHEP resource (/whep/<stream> or /whep/<stream>/<session>)"),
         );
     }
-    match session {
-        None => endpoint(gateway, now, method, stream, content_type, body),
-        Some(session) => session_resource(gateway, now, method, stream, session),
-    }
+    let reply = match (session, method) {
+        // A browser's CORS preflight, for a player on another origin.
+        (_, &Method::OPTIONS) if gateway.viewers(stream).is_some() => {
+            WhepReply::new(StatusCode::NO_CONTENT, TEXT, Vec::new())
+                .with(
+                    "allow",
+                    if session.is_some() {
+                        "DELETE, OPTIONS"
+                    } else {
+                        "POST, OPTIONS"
+                    },
+                )
+                .with("accept-post", SDP)
+                .with(
+                    "access-control-allow-methods",
+                    "POST, DELETE, PATCH, OPTIONS",
+                )
+                .with(
+                    "access-control-allow-headers",
+                    "Content-Type, Authorization, X-Consul-Token",
+                )
+                .with("access-control-max-age", "600")
+        }
+        (None, _) => endpoint(gateway, now, method, stream, content_type, body),
+        (Some(session), _) => session_resource(gateway, now, method, stream, session),
+    };
+    // Any page may play a stream, as with Janus; it must read `Location` to leave.
+    reply
+        .with("access-control-allow-origin", "*")
+        .with("access-control-expose-headers", "Location")
+}
+
+/// The answer as sent: without `a=ice-options:trickle`, which str0m writes but this
+/// endpoint does not take (PATCH is 405: the answer has the gateway's one candidate).
+fn without_trickle(answer: &str) -> String {
+    answer
+        .split_inclusive('\n')
+        .filter(|l| l.trim_end() != "a=ice-options:trickle")
+        .collect()
 }
 
 fn endpoint(
@@ -111,11 +148,6 @@ fn endpoint(
     }
     match *method {
         Method::POST => {}
-        Method::OPTIONS => {
-            return WhepReply::new(StatusCode::NO_CONTENT, TEXT, Vec::new())
-                .with("allow", "POST, OPTIONS")
-                .with("accept-post", SDP);
-        }
         _ => {
             return WhepReply::error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -148,7 +180,7 @@ fn endpoint(
         return WhepReply::error(StatusCode::BAD_REQUEST, "bad SDP offer: not UTF-8");
     };
     match gateway.add_viewer(now, stream, offer) {
-        Ok(joined) => WhepReply::new(StatusCode::CREATED, SDP, joined.answer)
+        Ok(joined) => WhepReply::new(StatusCode::CREATED, SDP, without_trickle(&joined.answer))
             .with("location", format!("{PREFIX}{stream}/{}", joined.session)),
         Err(e) => {
             let status = match e {

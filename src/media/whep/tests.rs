@@ -268,3 +268,62 @@ fn other_methods_are_405_with_allow() {
     assert_eq!(g.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(g.header("allow"), Some("DELETE"));
 }
+
+#[test]
+fn a_player_on_another_origin_may_watch_and_leave() {
+    let (mut gw, now) = gateway(4);
+    // The preflights of the POST and of the DELETE.
+    for path in ["/whep/test", "/whep/test/abc"] {
+        let o = handle(&mut gw, now, &Method::OPTIONS, path, None, b"");
+        assert_eq!(o.status, StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(o.header("access-control-allow-origin"), Some("*"));
+        let methods = o.header("access-control-allow-methods").unwrap();
+        assert!(
+            methods.contains("POST") && methods.contains("DELETE"),
+            "{methods}"
+        );
+        let headers = o.header("access-control-allow-headers").unwrap();
+        assert!(headers.contains("Content-Type"), "{headers}");
+    }
+    let r = post(
+        &mut gw,
+        now,
+        "/whep/test",
+        Some("application/sdp"),
+        &offer(),
+    );
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-expose-headers"), Some("Location"));
+    // Errors too, so the page can read why.
+    let e = post(
+        &mut gw,
+        now,
+        "/whep/test",
+        Some("application/sdp"),
+        "v=0\r\n",
+    );
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    assert_eq!(e.header("access-control-allow-origin"), Some("*"));
+    // An unknown stream's preflight is not answered as if it existed.
+    let o = handle(&mut gw, now, &Method::OPTIONS, "/whep/nope", None, b"");
+    assert_eq!(o.status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn the_answer_offers_no_trickle_since_patch_is_refused() {
+    let (mut gw, now) = gateway(4);
+    let r = post(
+        &mut gw,
+        now,
+        "/whep/test",
+        Some("application/sdp"),
+        &offer(),
+    );
+    assert_eq!(r.status, StatusCode::CREATED);
+    let answer = text(&r);
+    assert!(!answer.contains("trickle"), "{answer}");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(answer.contains("a=candidate:"), "{answer}");
+    assert!(without_trickle("a=x\r\na=ice-options:trickle\r\na=y\r\n") == "a=x\r\na=y\r\n");
+}
