@@ -1,0 +1,219 @@
+//! The Raft-replicated catalog between real server processes on loopback addresses
+//! (127.0.4.x, Raft on 8300, gossip on 8301): `-bootstrap-expect 3` forms one cluster with
+//! one leader, a write on the leader is read and answered by DNS on the others, a `kill -9`
+//! of the leader gives a new leader and loses no acknowledged write, and the killed server,
+//! restarted on its data dir, catches up.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Agent, curl, require_curl, require_dig};
+
+fn start(i: usize, data: &Path) -> Agent {
+    let name = format!("r{i}");
+    let ip = ip(i);
+    let dir = data.join(&name).display().to_string();
+    let first = ip_of_first();
+    Agent::start(&[
+        "-server",
+        "-bootstrap-expect",
+        "3",
+        "-node",
+        &name,
+        "-bind",
+        &ip,
+        "-client",
+        &ip,
+        "-data-dir",
+        &dir,
+        "-dns-port",
+        "0",
+        "-http-port",
+        "0",
+        "-serf-lan-port",
+        "8301",
+        "-server-port",
+        "8300",
+        "-retry-join",
+        &first,
+    ])
+}
+
+fn ip(i: usize) -> String {
+    format!("127.0.4.{}", i + 2)
+}
+
+fn ip_of_first() -> String {
+    ip(0)
+}
+
+fn get(agent: &Agent, path: &str) -> common::HttpReply {
+    curl(&[&format!("http://{}{path}", agent.http.unwrap())])
+}
+
+/// The leader every agent of `agents` names, once they all name the same one and list
+/// three peers.
+fn agreed_leader(agents: &[&Agent]) -> Result<String, String> {
+    let mut seen = Vec::new();
+    for a in agents {
+        let leader = get(a, "/v1/status/leader").json();
+        let peers = get(a, "/v1/status/peers").json();
+        let leader = leader.as_str().unwrap_or("").to_string();
+        if leader.is_empty() || peers.as_array().map_or(0, Vec::len) != 3 {
+            return Err(format!("{:?}: leader {leader:?}, peers {peers}", a.http));
+        }
+        seen.push(leader);
+    }
+    seen.dedup();
+    match &seen[..] {
+        [one] => Ok(one.clone()),
+        _ => Err(format!("leaders disagree: {seen:?}")),
+    }
+}
+
+fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < within {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within {within:?}: {last}");
+}
+
+fn kv_put(agent: &Agent, key: &str, value: &str) -> common::HttpReply {
+    curl(&[
+        "-X",
+        "PUT",
+        "--data",
+        value,
+        &format!("http://{}/v1/kv/{key}", agent.http.unwrap()),
+    ])
+}
+
+fn kv_get(agent: &Agent, key: &str) -> Option<String> {
+    let r = get(agent, &format!("/v1/kv/{key}?raw"));
+    (r.status == 200).then_some(r.body)
+}
+
+#[test]
+fn three_servers_replicate_fail_over_and_catch_up() {
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut agents: Vec<Agent> = (0..3).map(|i| start(i, tmp.path())).collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    let leader = wait_for(
+        "one leader for three servers",
+        Duration::from_secs(20),
+        || agreed_leader(&all),
+    );
+    let li = (0..3)
+        .find(|i| leader.starts_with(&format!("{}:", ip(*i))))
+        .unwrap_or_else(|| panic!("leader {leader} is none of ours"));
+    eprintln!("leader: r{li} at {leader}");
+
+    // A write on the leader: acknowledged once committed, then on every server.
+    let w = kv_put(&agents[li], "app/mode", "live");
+    assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
+    let reg = curl(&[
+        "-X",
+        "PUT",
+        "--data",
+        r#"{"Node": "cam-box", "Address": "127.0.4.99", "Service": {"Service": "cam", "Port": 8554}}"#,
+        &format!("http://{}/v1/catalog/register", agents[li].http.unwrap()),
+    ]);
+    assert_eq!(reg.status, 200, "{reg:?}");
+    let other = (li + 1) % 3;
+    wait_for(
+        "the write on a follower",
+        Duration::from_secs(5),
+        || match kv_get(&agents[other], "app/mode") {
+            Some(v) if v == "live" => Ok(()),
+            v => Err(format!("{v:?}")),
+        },
+    );
+    let dns = agents[other].dns.unwrap();
+    wait_for("cam in a follower's DNS", Duration::from_secs(5), || {
+        let r = common::dig_at(
+            &dns.ip().to_string(),
+            dns.port(),
+            &["cam.service.consul", "A"],
+        );
+        let a = r.answers("A");
+        if a == ["127.0.4.99"] {
+            Ok(())
+        } else {
+            Err(r.raw)
+        }
+    });
+    // Every server is a node of the one catalog (the leader writes the members in).
+    wait_for(
+        "the three servers in the catalog",
+        Duration::from_secs(5),
+        || {
+            let nodes = get(&agents[other], "/v1/catalog/nodes").json();
+            let names: Vec<&str> = nodes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["Node"].as_str())
+                .collect();
+            if (0..3).all(|i| names.contains(&format!("r{i}").as_str())) {
+                Ok(())
+            } else {
+                Err(format!("{names:?}"))
+            }
+        },
+    );
+
+    // kill -9 of the leader: a new leader among the two others, the write kept.
+    let killed = Instant::now();
+    agents[li].child.kill().unwrap();
+    let _ = agents[li].child.wait();
+    let rest: Vec<&Agent> = (0..3).filter(|i| *i != li).map(|i| &agents[i]).collect();
+    let new_leader = wait_for("a new leader", Duration::from_secs(10), || {
+        let l = agreed_leader(&rest)?;
+        if l == leader {
+            Err("the dead leader is still named".into())
+        } else {
+            Ok(l)
+        }
+    });
+    eprintln!(
+        "new leader {new_leader} {:?} after the kill",
+        killed.elapsed()
+    );
+    let ni = (0..3)
+        .find(|i| new_leader.starts_with(&format!("{}:", ip(*i))))
+        .unwrap();
+    for a in &rest {
+        assert_eq!(kv_get(a, "app/mode").as_deref(), Some("live"));
+    }
+    let w = kv_put(&agents[ni], "app/after", "yes");
+    assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
+
+    // The killed server restarts on its data dir and catches up.
+    agents[li] = start(li, tmp.path());
+    wait_for(
+        "the restarted server catches up",
+        Duration::from_secs(15),
+        || match (
+            kv_get(&agents[li], "app/mode"),
+            kv_get(&agents[li], "app/after"),
+        ) {
+            (Some(a), Some(b)) if a == "live" && b == "yes" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let all: Vec<&Agent> = agents.iter().collect();
+    let l = wait_for("one leader again", Duration::from_secs(10), || {
+        agreed_leader(&all)
+    });
+    assert_eq!(l, new_leader, "the restarted server follows the new leader");
+}
