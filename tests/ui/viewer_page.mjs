@@ -47,7 +47,9 @@ try {
     v = await page.evaluate(() => {
       const el = document.querySelector('video');
       return { frames: el.getVideoPlaybackQuality().totalVideoFrames, w: el.videoWidth, h: el.videoHeight,
-        state: document.getElementById('state').textContent };
+        state: document.getElementById('state').textContent,
+        audioTracks: el.srcObject ? el.srcObject.getAudioTracks().length : 0,
+        audioPackets: Number(el.dataset.audioPackets || 0) };
     });
     if (v.frames > 30) break;
     await new Promise((r) => setTimeout(r, 200));
@@ -56,6 +58,17 @@ try {
   check(v.frames > 30, `more than 30 frames decoded: ${JSON.stringify(v)}`);
   check(v.w === 640 && v.h === 480, `640x480: ${v.w}x${v.h}`);
   check(v.state === 'playing', `the page says playing: ${v.state}`);
+  // The tone too: an audio track, its packets counted by the page (once a second).
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline && v.audioPackets <= 10;) {
+    await new Promise((r) => setTimeout(r, 250));
+    v = { ...v, ...(await page.evaluate(() => {
+      const el = document.querySelector('video');
+      return { audioTracks: el.srcObject ? el.srcObject.getAudioTracks().length : 0,
+        audioPackets: Number(el.dataset.audioPackets || 0) };
+    })) };
+  }
+  check(v.audioTracks === 1 && v.audioPackets > 10, `audio received: ${JSON.stringify(v)}`);
+  log('audio packets:', v.audioPackets);
   const during = await stream();
   check(during.State === 'playing' && during.Viewers === 1, `watched: playing with one viewer: ${JSON.stringify(during)}`);
   check(during.MeasuredFps > 10, `the agent measures frames: ${during.MeasuredFps}`);
