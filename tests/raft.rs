@@ -138,6 +138,12 @@ fn three_servers_replicate_fail_over_and_catch_up() {
             v => Err(format!("{v:?}")),
         },
     );
+    // A consistent read on a follower (ReadIndex through the leader), and a stale one.
+    for q in ["consistent", "stale"] {
+        let r = get(&agents[other], &format!("/v1/kv/app/mode?raw&{q}"));
+        assert_eq!((r.status, r.body.as_str()), (200, "live"), "?{q}: {r:?}");
+        assert_eq!(r.header("x-consul-knownleader"), Some("true"), "{r:?}");
+    }
     let dns = agents[other].dns.unwrap();
     wait_for("cam in a follower's DNS", Duration::from_secs(5), || {
         let r = common::dig_at(

@@ -456,7 +456,68 @@ fn replayable(tee: &[u8], req: &http::request::Parts) -> bool {
 /// Reads the body (bounded in size and time), routes the request, and holds a blocking
 /// read until its data passes the client's index or its wait ends: parked outside hyper
 /// when its bytes can be replayed, else waiting here.
+/// Answers one request; on a Raft server, reads of replicated data are made consistent
+/// first where asked (`?consistent`) or where Consul would ask the leader (a default read on
+/// a follower), and say whether a leader is known.
 async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> Reply {
+    let raft = state.borrow().raft.as_ref().and_then(|w| w.handle());
+    let Some(raft) = raft else {
+        return answer(state, conn, req).await;
+    };
+    if let Some(why) = read_consistency(&raft, req.method(), req.uri()) {
+        if let Err(e) = raft.read_index().await {
+            return Reply::error(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{why} read not possible now: {e}"),
+            );
+        }
+    }
+    let mut reply = answer(state, conn, req).await;
+    if reply.index.is_some() {
+        let status = raft.status();
+        let known = status.leader.is_some();
+        reply.headers.push((
+            "x-consul-knownleader",
+            if known { "true" } else { "false" }.into(),
+        ));
+    }
+    reply
+}
+
+/// Whether a request must wait for a ReadIndex: `?consistent` reads of the replicated
+/// catalog and KV, and default reads on a follower (Consul sends those to the leader);
+/// `?stale` never (it reads this server's replica, as DNS does).
+fn read_consistency(
+    raft: &crate::cluster::raft::RaftHandle,
+    method: &http::Method,
+    uri: &http::Uri,
+) -> Option<&'static str> {
+    if !(method == http::Method::GET || method == http::Method::HEAD) {
+        return None;
+    }
+    let path = uri.path();
+    if !["/v1/catalog/", "/v1/health/", "/v1/kv/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        return None;
+    }
+    let has = |name: &str| {
+        uri.query()
+            .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == name))
+    };
+    if has("stale") {
+        None
+    } else if has("consistent") {
+        Some("a consistent")
+    } else if !raft.status().is_leader {
+        Some("a default (leader)")
+    } else {
+        None
+    }
+}
+
+async fn answer(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> Reply {
     let (parts, body) = req.into_parts();
     let too_large = || {
         Reply::error(
@@ -571,7 +632,9 @@ fn to_hyper(r: Reply) -> hyper::Response<Full<Bytes>> {
     h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     if let Some(i) = r.index {
         h.insert("x-consul-index", HeaderValue::from(i));
-        h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
+        if !r.headers.iter().any(|(n, _)| *n == "x-consul-knownleader") {
+            h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
+        }
         h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
     }
     if let Some(a) = r.allow {
