@@ -464,13 +464,13 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
     let Some(raft) = raft else {
         return answer(state, conn, req).await;
     };
-    if let Some(why) = read_consistency(&raft, req.method(), req.uri()) {
-        if let Err(e) = raft.read_index().await {
-            return Reply::error(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{why} read not possible now: {e}"),
-            );
-        }
+    if let Some(why) = read_consistency(&raft, req.method(), req.uri())
+        && let Err(e) = raft.read_index().await
+    {
+        return Reply::error(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{why} read not possible now: {e}"),
+        );
     }
     let mut reply = answer(state, conn, req).await;
     if reply.index.is_some() {
