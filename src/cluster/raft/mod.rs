@@ -83,6 +83,7 @@ mod cache;
 pub mod driver;
 mod logger;
 pub mod node;
+pub mod rpc;
 pub mod sim;
 pub mod storage;
 pub mod tcp;
