@@ -79,6 +79,7 @@
 //! semantically inconsistent messages can make it panic (bytes that do not decode are
 //! refused); the transport is not authenticated yet.
 
+pub mod auth;
 mod cache;
 pub mod driver;
 mod logger;
