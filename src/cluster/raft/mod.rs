@@ -81,18 +81,22 @@
 
 pub mod auth;
 mod cache;
+pub mod client;
 pub mod driver;
 mod logger;
 pub mod node;
+mod pool;
 pub mod rpc;
 pub mod sim;
 pub mod storage;
 pub mod tcp;
 pub mod wire;
 
+pub use client::{ClientConfig, ClusterStatus, RaftClient};
 pub use driver::{HandleError, RaftHandle, RaftServer, ServerConfig, StartError};
 pub use node::{
     Event, Outcome, RaftConfig, RaftError, RaftNode, ReadFailure, StateMachine, Status, Transmit,
 };
 pub use storage::{DiskLog, Persist, Recovered, StorageError};
+pub use tcp::TransportStats;
 pub use wire::ConfChangeRecord;
