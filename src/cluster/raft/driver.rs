@@ -16,13 +16,18 @@ use smol::{LocalExecutor, Task};
 use super::node::{
     Event, Outcome, RaftConfig, RaftError, RaftNode, ReadFailure, StateMachine, Status,
 };
+use super::pool::{CallError, Pool, until};
+use super::rpc::{self, WriteResult};
 use super::storage::{DiskLog, StorageError};
-use super::tcp::{self, Frame, TransportEvent};
+use super::tcp::{self, Frame, Link, TransportEvent, TransportStats};
 use super::wire::ConfChangeRecord;
 use crate::catalog::{ApplyError, Command, SnapshotError};
 
 /// Requests waiting in the driver's inbox, at most (callers wait when it is full).
 pub const INBOX: usize = 1024;
+/// How long a write waits between tries while no leader is known (or the known one cannot
+/// be reached): an election takes 0.5 to 1.1 s.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// A shared state machine: the driver applies to it, readers borrow it between awaits.
 impl<T: StateMachine> StateMachine for Rc<RefCell<T>> {
@@ -52,6 +57,27 @@ pub struct ServerConfig {
     pub bootstrap: Option<Vec<(u64, String)>>,
     /// How long [`RaftHandle`] calls wait for an answer.
     pub request_timeout: Duration,
+    /// The cluster's shared secret (the agent passes the gossip encryption key): every
+    /// connection on the server port, Raft or RPC, must then prove it holds the key, and
+    /// each frame carries a tag under it ([`super::auth`]). `None`: no authentication, and
+    /// a peer that offers it is refused. All servers and client agents of a cluster must
+    /// agree.
+    pub key: Option<[u8; 32]>,
+}
+
+impl ServerConfig {
+    /// A server of `raft` keeping its data in `data_dir`, to be added by a leader
+    /// (`bootstrap: None`), a 5 s request timeout, no key: set the fields that differ with
+    /// `ServerConfig { bootstrap: Some(voters), ..ServerConfig::new(raft, dir) }`.
+    pub fn new(raft: RaftConfig, data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            raft,
+            data_dir,
+            bootstrap: None,
+            request_timeout: Duration::from_secs(5),
+            key: None,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -98,15 +124,212 @@ pub struct RaftHandle {
     requests: async_channel::Sender<Request>,
     status: Rc<RefCell<Status>>,
     timeout: Duration,
+    /// Notified whenever `status` changes (a write waits on it to see its index applied).
+    changed: Rc<event_listener::Event>,
+    /// Connections to the leader, for forwarded writes.
+    pool: Rc<Pool>,
 }
 
 impl RaftHandle {
     /// Proposes `command` on this server. [`Outcome::Applied`] once it is committed and
     /// applied here (so a read of this server's state sees it); [`Outcome::NotLeader`] on a
-    /// follower (forward the write to the leader).
+    /// follower. [`RaftHandle::write`] is the same on the leader, and forwards from a
+    /// follower.
     pub async fn propose(&self, command: Command) -> Result<Outcome, HandleError> {
+        self.propose_until(command, Instant::now() + self.timeout)
+            .await
+    }
+
+    async fn propose_until(
+        &self,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<Outcome, HandleError> {
         let (tx, rx) = async_channel::bounded(1);
-        self.call(Request::Propose(command, tx), rx).await
+        self.call_until(Request::Propose(command, tx), rx, deadline)
+            .await
+    }
+
+    /// Writes `command` through the leader, wherever it is: proposed here on the leader, or
+    /// forwarded to the leader over the server port (RPC, as Consul's followers do on
+    /// 8300), all within the request timeout. What the agent calls for every catalog
+    /// write on a server.
+    ///
+    /// - [`Outcome::Applied`] (and [`Outcome::Refused`]): committed at `index`, and *applied
+    ///   on this server too*: a read of this server's state right after `write` returns
+    ///   sees the write (read your writes), also when the leader is another server. Should
+    ///   this server lag behind the leader past the request timeout, the write (applied
+    ///   on the leader) is reported [`HandleError::TimedOut`] instead.
+    /// - While no leader is known (an election), or the known one cannot be reached,
+    ///   `write` waits [`RETRY_PAUSE`] and tries again, until the request timeout. A
+    ///   server that no longer leads answers with its best hint, which is tried at once
+    ///   (once).
+    /// - [`Outcome::Dropped`]: certainly not applied; retrying is safe.
+    /// - [`Outcome::Unknown`] (the connection to the leader closed after the write went
+    ///   out, or this server's state was replaced by a snapshot) and
+    ///   [`HandleError::TimedOut`]: it may or may not have applied, and may still apply.
+    ///   A write that may have applied is never reported otherwise.
+    /// - Never [`Outcome::NotLeader`]: after the timeout it is [`HandleError::TimedOut`].
+    pub async fn write(&self, command: Command) -> Result<Outcome, HandleError> {
+        self.write_until(command, Instant::now() + self.timeout)
+            .await
+    }
+
+    async fn write_until(
+        &self,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<Outcome, HandleError> {
+        let encoded = command.encode();
+        // A leader named by the server last asked, tried once at once.
+        let mut hint: Option<(u64, String)> = None;
+        let mut hinted = false;
+        loop {
+            let (leader, addr) = match hint.take() {
+                Some(h) => h,
+                None => match self.propose_until(command.clone(), deadline).await? {
+                    Outcome::NotLeader { leader: Some(l) } => match self.address(l) {
+                        Some(addr) => (l, addr),
+                        None => {
+                            pause(deadline).await?;
+                            continue;
+                        }
+                    },
+                    Outcome::NotLeader { leader: None } => {
+                        pause(deadline).await?;
+                        continue;
+                    }
+                    done => return Ok(done),
+                },
+            };
+            let me = self.status.borrow().id;
+            self.pool.retain(|a| a == addr || self.is_peer(a));
+            let budget = budget(deadline);
+            let reply = self
+                .pool
+                .call(
+                    &addr,
+                    |id| rpc::Request::Forward {
+                        id,
+                        command: encoded.clone(),
+                        relay: false,
+                        budget_ms: budget,
+                    },
+                    deadline,
+                )
+                .await;
+            let result = match reply {
+                Ok(rpc::Reply::Forward { result, .. }) => result,
+                // The leader answered something else: it may have got the write.
+                Ok(rpc::Reply::Status { .. }) | Err(CallError::Lost) => {
+                    return Ok(Outcome::Unknown);
+                }
+                Err(CallError::TimedOut) => return Err(HandleError::TimedOut),
+                Err(CallError::NotSent(why)) => {
+                    tracing::debug!("raft: cannot forward a write to server {leader}: {why}");
+                    pause(deadline).await?;
+                    continue;
+                }
+            };
+            match result {
+                WriteResult::NotLeader {
+                    leader: Some(next),
+                    addr: next_addr,
+                } if !hinted && next != leader => {
+                    hinted = true;
+                    if next != me
+                        && let Some(a) = next_addr.or_else(|| self.address(next))
+                    {
+                        hint = Some((next, a));
+                    }
+                }
+                WriteResult::NotLeader { .. } => pause(deadline).await?,
+                other => {
+                    let outcome = other.into_result()?;
+                    if let Outcome::Applied { index } | Outcome::Refused { index, .. } = outcome {
+                        self.wait_applied(index, deadline).await?;
+                    }
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
+
+    /// Waits until this server applied `index`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), HandleError> {
+        loop {
+            let changed = self.changed.listen();
+            if self.status.borrow().applied >= index {
+                return Ok(());
+            }
+            until(deadline, changed)
+                .await
+                .ok_or(HandleError::TimedOut)?;
+        }
+    }
+
+    /// The Raft address of server `id`, from the log.
+    fn address(&self, id: u64) -> Option<String> {
+        self.status
+            .borrow()
+            .peers
+            .get(&id)
+            .filter(|a| !a.is_empty())
+            .cloned()
+    }
+
+    fn is_peer(&self, addr: &str) -> bool {
+        self.status.borrow().peers.values().any(|a| a == addr)
+    }
+
+    /// Replaces the keys of the server port, for a rotation of the gossip keyring: the
+    /// first is the one this server proves when it dials, any of them is accepted from a
+    /// dialer (empty: no key, as [`ServerConfig::key`] `None`). Connections already set up
+    /// stay up under the key they were set up with. Rotate as gossip does: install the
+    /// new key on every agent (`[old, new]`), then use it (`[new, old]`), then remove
+    /// the old one (`[new]`).
+    pub fn set_keys(&self, keys: &[[u8; 32]]) {
+        self.pool.link().set_keys(keys);
+    }
+
+    /// Counts of connections refused or closed on this server's port, and by its dials.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.pool.link().counters.stats()
+    }
+
+    /// Answers an RPC request from a peer or a client agent.
+    async fn answer(&self, request: rpc::Request) -> rpc::Reply {
+        match request {
+            rpc::Request::Status { id } => rpc::Reply::Status {
+                id,
+                status: rpc::WireStatus::from_status(&self.status()),
+            },
+            rpc::Request::Forward {
+                id,
+                command,
+                relay,
+                budget_ms,
+            } => {
+                let budget = Duration::from_millis(budget_ms.into());
+                let deadline = Instant::now() + budget.min(self.timeout);
+                let r = match Command::decode(&command) {
+                    Err(e) => {
+                        tracing::debug!("raft: a forwarded command does not decode: {e}");
+                        Ok(Outcome::Dropped {
+                            reason: rpc::DROP_UNDECODABLE,
+                        })
+                    }
+                    // A client agent's write: forwarded on to the leader if need be.
+                    Ok(c) if relay => self.write_until(c, deadline).await,
+                    // A server's: proposed here or answered with a hint, never relayed.
+                    Ok(c) => self.propose_until(c, deadline).await,
+                };
+                rpc::Reply::Forward {
+                    id,
+                    result: WriteResult::from_result(r, &self.status.borrow().peers),
+                }
+            }
+        }
     }
 
     /// Adds or removes a voter (on the leader; one change at a time).
@@ -152,7 +375,16 @@ impl RaftHandle {
         req: Request,
         rx: async_channel::Receiver<T>,
     ) -> Result<T, HandleError> {
-        let deadline = Instant::now() + self.timeout;
+        self.call_until(req, rx, Instant::now() + self.timeout)
+            .await
+    }
+
+    async fn call_until<T>(
+        &self,
+        req: Request,
+        rx: async_channel::Receiver<T>,
+        deadline: Instant,
+    ) -> Result<T, HandleError> {
         async {
             self.requests
                 .send(req)
@@ -166,6 +398,23 @@ impl RaftHandle {
         })
         .await
     }
+}
+
+/// Waits [`RETRY_PAUSE`], or fails once `deadline` would pass.
+pub(crate) async fn pause(deadline: Instant) -> Result<(), HandleError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left <= RETRY_PAUSE {
+        Timer::at(deadline).await;
+        return Err(HandleError::TimedOut);
+    }
+    Timer::after(RETRY_PAUSE).await;
+    Ok(())
+}
+
+/// The time left until `deadline`, in milliseconds, for a request's budget.
+pub(crate) fn budget(deadline: Instant) -> u32 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    u32::try_from(left.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// A running Raft server: dropping it stops every task (listener, connections, senders,
@@ -201,7 +450,27 @@ impl RaftServer {
         let status = Rc::new(RefCell::new(node.status()));
         let (req_tx, req_rx) = async_channel::bounded(INBOX);
         let (net_tx, net_rx) = async_channel::bounded(INBOX);
-        let listen = ex.spawn(tcp::serve(listener, net_tx.clone(), ex.clone()));
+        let link = Link::new(cfg.key.as_ref());
+        let changed = Rc::new(event_listener::Event::new());
+        let handle = RaftHandle {
+            requests: req_tx,
+            status: status.clone(),
+            timeout: cfg.request_timeout,
+            changed: changed.clone(),
+            pool: Rc::new(Pool::new(link.clone(), ex.clone())),
+        };
+        let answer = handle.clone();
+        let service: tcp::RpcService = Rc::new(move |request| {
+            let h = answer.clone();
+            Box::pin(async move { h.answer(request).await })
+        });
+        let listen = ex.spawn(tcp::serve_with(
+            listener,
+            net_tx.clone(),
+            ex.clone(),
+            link.clone(),
+            Some(service),
+        ));
         let driver = Driver {
             node,
             disk: Some(disk),
@@ -214,14 +483,12 @@ impl RaftServer {
             waiters: HashMap::new(),
             next_request: 1,
             ex: ex.clone(),
+            link,
+            changed,
         };
         let run = ex.spawn(driver.run());
         Ok(RaftServer {
-            handle: RaftHandle {
-                requests: req_tx,
-                status,
-                timeout: cfg.request_timeout,
-            },
+            handle,
             _tasks: vec![listen, run],
         })
     }
@@ -245,6 +512,8 @@ struct Driver<S> {
     waiters: HashMap<u64, Waiter>,
     next_request: u64,
     ex: Rc<LocalExecutor<'static>>,
+    link: Link,
+    changed: Rc<event_listener::Event>,
 }
 
 enum Input {
@@ -415,7 +684,11 @@ impl<S: StateMachine> Driver<S> {
             Waiter::Write(tx) => !tx.is_closed(),
             Waiter::Read(tx) => !tx.is_closed(),
         });
-        *self.status.borrow_mut() = self.node.status();
+        let status = self.node.status();
+        if *self.status.borrow() != status {
+            *self.status.borrow_mut() = status;
+            self.changed.notify(usize::MAX);
+        }
         removed
     }
 
@@ -430,12 +703,13 @@ impl<S: StateMachine> Driver<S> {
                 continue;
             }
             let (tx, rx) = async_channel::bounded(tcp::QUEUE);
-            let task = self.ex.spawn(tcp::send_loop(
+            let task = self.ex.spawn(tcp::send_loop_with(
                 me,
                 id,
                 addr.clone(),
                 rx,
                 self.net_tx.clone(),
+                self.link.clone(),
             ));
             self.senders.insert(id, (addr.clone(), tx, task));
         }

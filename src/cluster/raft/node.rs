@@ -105,6 +105,23 @@ pub enum RaftError {
     SnapshotData(postcard::Error),
 }
 
+// Why a proposal was dropped (the reasons of [`Outcome::Dropped`]; `rpc` carries them by
+// name between servers).
+pub(crate) const DROP_BUSY: &str = "too many proposals are waiting";
+pub(crate) const DROP_TRANSFER_OR_FULL: &str =
+    "the leader is handing over leadership or has too many uncommitted entries";
+pub(crate) const DROP_NOT_A_COMMAND: &str = "the entry is not a valid command";
+pub(crate) const DROP_MEMBERSHIP_BUSY: &str = "another membership change was still being applied";
+pub(crate) const DROP_LEADER_CHANGED: &str = "leadership changed before it was committed";
+/// Every reason this core gives.
+pub(crate) const DROP_REASONS: &[&str] = &[
+    DROP_BUSY,
+    DROP_TRANSFER_OR_FULL,
+    DROP_NOT_A_COMMAND,
+    DROP_MEMBERSHIP_BUSY,
+    DROP_LEADER_CHANGED,
+];
+
 /// What became of a proposal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -451,12 +468,10 @@ impl RaftNode {
                 leader: self.leader(),
             })
         } else if self.proposals.len() >= self.cfg.max_pending {
-            Some(Outcome::Dropped {
-                reason: "too many proposals are waiting",
-            })
+            Some(Outcome::Dropped { reason: DROP_BUSY })
         } else if f(&mut self.raw).is_err() {
             Some(Outcome::Dropped {
-                reason: "the leader is handing over leadership or has too many uncommitted entries",
+                reason: DROP_TRANSFER_OR_FULL,
             })
         } else {
             let index = self.raw.raft.raft_log.last_index();
@@ -788,7 +803,7 @@ impl RaftNode {
                         Err(err) => {
                             tracing::error!("raft: entry {} is not a command: {err}", e.index);
                             Outcome::Dropped {
-                                reason: "the entry is not a valid command",
+                                reason: DROP_NOT_A_COMMAND,
                             }
                         }
                     };
@@ -812,10 +827,10 @@ impl RaftNode {
                         o.clone()
                     }
                     _ if index == e.index && p.term == e.term => Outcome::Dropped {
-                        reason: "another membership change was still being applied",
+                        reason: DROP_MEMBERSHIP_BUSY,
                     },
                     _ => Outcome::Dropped {
-                        reason: "leadership changed before it was committed",
+                        reason: DROP_LEADER_CHANGED,
                     },
                 };
                 self.events.push_back(Event::Completed {
