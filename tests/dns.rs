@@ -34,7 +34,7 @@ fn consul_walkthrough_on_default_port() {
         conf.to_str().unwrap(),
     ]);
     // A server replicates through Raft: its config is in the catalog once written there.
-    agent.wait_log("this agent's config registered");
+    agent.wait_log("this agent's config is in the catalog");
     assert_eq!(agent.port(), 8600);
     let host = outpost::agent::host_info().hostname;
     let node = dig(8600, &[&format!("{host}.node.consul")]);

@@ -1,6 +1,7 @@
 //! The Raft-replicated catalog between real server processes on loopback addresses
 //! (127.0.4.x, Raft on 8300, gossip on 8301): `-bootstrap-expect 3` forms one cluster with
-//! one leader, a write on the leader is read and answered by DNS on the others, a `kill -9`
+//! one leader, a write on the leader is read and answered by DNS on the others, a write on
+//! a follower is forwarded, every server's own config reaches the catalog, a `kill -9`
 //! of the leader gives a new leader and loses no acknowledged write, and the killed server,
 //! restarted on its data dir, catches up.
 
@@ -138,6 +139,13 @@ fn three_servers_replicate_fail_over_and_catch_up() {
             v => Err(format!("{v:?}")),
         },
     );
+    // A write on a follower is forwarded to the leader, and readable there at once.
+    let w = kv_put(&agents[other], "app/from", "follower");
+    assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
+    assert_eq!(
+        kv_get(&agents[other], "app/from").as_deref(),
+        Some("follower")
+    );
     // A consistent read on a follower (ReadIndex through the leader), and a stale one.
     for q in ["consistent", "stale"] {
         let r = get(&agents[other], &format!("/v1/kv/app/mode?raw&{q}"));
@@ -158,19 +166,21 @@ fn three_servers_replicate_fail_over_and_catch_up() {
             Err(r.raw)
         }
     });
-    // Every server is a node of the one catalog (the leader writes the members in).
+    // Every server's own config is in the one catalog: its node and its `consul` service
+    // (followers' anti-entropy writes are forwarded to the leader).
     wait_for(
-        "the three servers in the catalog",
-        Duration::from_secs(5),
+        "the three servers' consul service",
+        Duration::from_secs(10),
         || {
-            let nodes = get(&agents[other], "/v1/catalog/nodes").json();
-            let names: Vec<&str> = nodes
+            let svc = get(&agents[other], "/v1/catalog/service/consul").json();
+            let mut names: Vec<&str> = svc
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|n| n["Node"].as_str())
                 .collect();
-            if (0..3).all(|i| names.contains(&format!("r{i}").as_str())) {
+            names.sort();
+            if names == ["r0", "r1", "r2"] {
                 Ok(())
             } else {
                 Err(format!("{names:?}"))

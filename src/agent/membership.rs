@@ -169,6 +169,12 @@ pub async fn join(handle: &GossipHandle, addrs: &[String]) -> Result<(), String>
     if resolved.is_empty() {
         return Err(errors.join("; "));
     }
+    // Every server's -retry-join may name them all: this agent itself is skipped.
+    let me = handle.local_addr();
+    resolved.retain(|a| *a != me);
+    if resolved.is_empty() {
+        return Ok(());
+    }
     handle
         .join(&resolved, JOIN_TIMEOUT)
         .await

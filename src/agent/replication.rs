@@ -77,15 +77,12 @@ impl Writer {
                 "No cluster leader (waiting for the servers of -bootstrap-expect)".into(),
             ));
         };
-        match handle.propose(command).await {
+        // On a follower, forwarded to the leader; answered once applied here too.
+        match handle.write(command).await {
             Ok(Outcome::Applied { index }) => Ok(Ok(index)),
             Ok(Outcome::Refused { error, .. }) => Ok(Err(error)),
-            Ok(Outcome::NotLeader { leader }) => Err(Unavailable(match handle.leader() {
-                Some((_, addr)) if leader.is_some() => {
-                    format!("this server is not the leader (the leader is {addr}); write to it")
-                }
-                _ => "No cluster leader".into(),
-            })),
+            // `write` forwards; it says NotLeader only when no leader was found in time.
+            Ok(Outcome::NotLeader { .. }) => Err(Unavailable("No cluster leader".into())),
             Ok(Outcome::Dropped { reason }) => Err(Unavailable(format!(
                 "the write was dropped ({reason}); retry"
             ))),
@@ -183,13 +180,15 @@ pub async fn run(
         tracing::error!("raft: no random seed: {e}");
         return;
     }
+    // The gossip key also guards the server port: only members talk Raft.
+    let key = raft_keys(&state.borrow()).first().copied();
     let server = RaftServer::start(
         ex.clone(),
         ServerConfig {
-            raft: RaftConfig::new(id, u64::from_le_bytes(seed)),
-            data_dir: dir.clone(),
             bootstrap,
             request_timeout: WRITE_TIMEOUT,
+            key,
+            ..ServerConfig::new(RaftConfig::new(id, u64::from_le_bytes(seed)), dir.clone())
         },
         listener,
         state.clone(),
@@ -209,6 +208,8 @@ pub async fn run(
         dir.display()
     );
     let handle = server.handle();
+    let keys = raft_keys(&state.borrow());
+    handle.set_keys(&keys);
     *writer.handle.borrow_mut() = Some(handle.clone());
     look_around(state, handle, id).await;
     drop(server);
@@ -238,6 +239,19 @@ async fn wait_for_servers(
     }
 }
 
+/// The keys that guard the server port: the gossip keyring's, primary first (none without
+/// gossip encryption).
+pub fn raft_keys(state: &State) -> Vec<[u8; 32]> {
+    let keys = state
+        .gossip
+        .as_ref()
+        .and_then(|g| g.list_keys().ok())
+        .unwrap_or_default();
+    keys.iter()
+        .filter_map(|k| crate::cluster::gossip::parse_key(k).ok())
+        .collect()
+}
+
 /// The servers gossip knows: (Raft ID, Raft address, alive, expect) of each member whose
 /// role is server, this one included.
 fn gossip_servers(state: &State) -> Vec<(u64, String, bool, u16)> {
@@ -265,6 +279,7 @@ fn gossip_servers(state: &State) -> Vec<(u64, String, bool, u16)> {
 async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
     // Soon after start (a single server elects itself at once), then every LOOK_EVERY.
     let mut wait = Duration::from_millis(20);
+    let mut announced = false;
     loop {
         async_io::Timer::after(wait).await;
         wait = LOOK_EVERY;
@@ -326,7 +341,7 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
             let (missing, cmd, w) = {
                 let s = state.borrow();
                 (
-                    s.catalog.node(&s.config.node_name).is_none(),
+                    s.desired.missing_from(&s.catalog),
                     s.desired.command(&Default::default(), &s.catalog),
                     s.raft.clone(),
                 )
@@ -336,10 +351,19 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
                 && let Some(w) = w
             {
                 match w.write(cmd).await {
-                    Ok(Ok(i)) => tracing::info!("this agent's config registered at index {i}"),
+                    Ok(Ok(i)) => tracing::debug!("this agent's config registered at index {i}"),
                     Ok(Err(e)) => tracing::warn!("this agent's config refused: {e}"),
                     Err(Unavailable(e)) => tracing::debug!("config not yet registered: {e}"),
                 }
+            }
+            let (present, index) = {
+                let s = state.borrow();
+                (!s.desired.missing_from(&s.catalog), s.catalog.index())
+            };
+            if present && !announced {
+                // Once per start: from here the agent answers with its own config.
+                tracing::info!("this agent's config is in the catalog (index {index})");
+                announced = true;
             }
         }
     }

@@ -68,6 +68,24 @@ impl Desired {
         Desired { nodes }
     }
 
+    /// Whether `catalog` lacks something this config defines: a node, a service or a check
+    /// (by ID). A Raft server re-registers its config when it does (anti-entropy).
+    pub fn missing_from(&self, catalog: &Catalog) -> bool {
+        self.nodes.iter().any(|(name, d)| {
+            let Some(n) = catalog.node(name) else {
+                return true;
+            };
+            d.services
+                .iter()
+                .any(|s| catalog.service(name, &s.service.id).is_none())
+                || d.services
+                    .iter()
+                    .flat_map(|s| s.checks.iter())
+                    .chain(d.checks.iter())
+                    .any(|c| !n.checks.contains_key(&c.id))
+        })
+    }
+
     /// The command that takes the catalog from `previous` (what the last applied config
     /// defined) to `self`. Checks whose definition is unchanged keep the status and output
     /// the catalog has for them, so a reload does not reset health.

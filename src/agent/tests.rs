@@ -100,3 +100,29 @@ fn reapplying_keeps_check_status_set_since() {
         1
     );
 }
+
+#[test]
+fn anti_entropy_sees_what_the_catalog_lacks_of_the_config() {
+    let mut s = initial_state(
+        config(r#"{"service": {"name": "db", "check": {"ttl": "10s"}}}"#),
+        1,
+    )
+    .unwrap();
+    assert!(!s.desired.missing_from(&s.catalog));
+    // Someone removed the service's check, then the service: both are noticed.
+    let cut = |check: Option<&str>, service: Option<&str>| {
+        Command::one(Change::Deregister(crate::catalog::Deregistration {
+            node: "box1".into(),
+            service_id: service.map(Into::into),
+            check_id: check.map(Into::into),
+        }))
+    };
+    s.commit(&cut(Some("service:db"), None)).unwrap();
+    assert!(s.desired.missing_from(&s.catalog));
+    s.commit(&cut(None, Some("db"))).unwrap();
+    assert!(s.desired.missing_from(&s.catalog));
+    // Registering the config again makes it whole.
+    let cmd = s.desired.command(&Default::default(), &s.catalog);
+    s.commit(&cmd).unwrap();
+    assert!(!s.desired.missing_from(&s.catalog));
+}

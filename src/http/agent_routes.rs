@@ -566,6 +566,10 @@ pub fn operator(
         }
     };
     r.map_err(|e| bad_request(e.to_string()))?;
+    // The same keys guard the Raft port.
+    if let Some(h) = state.raft.as_ref().and_then(|w| w.handle()) {
+        h.set_keys(&crate::agent::replication::raft_keys(state));
+    }
     if let Some(path) = membership::keyring_file(&state.config) {
         let keys = g.list_keys().map_err(|e| fail(e.to_string()))?;
         membership::save_keyring(&path, &keys).map_err(fail)?;

@@ -122,7 +122,7 @@ impl Agent {
         let mut agent = Agent::start(&args);
         // A server with a data dir replicates through Raft: its config is in the catalog
         // once it has elected itself and written it.
-        agent.wait_log("this agent's config registered");
+        agent.wait_log("this agent's config is in the catalog");
         agent.raft = logged_addr(&agent.log(), "raft on ");
         agent
     }
