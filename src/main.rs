@@ -81,6 +81,9 @@ enum Cmd {
         #[arg(long, group = "op")]
         list: bool,
     },
+    /// Cluster operations (`operator raft list-peers`, `operator raft remove-peer`).
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// Make the agent leave the cluster and stop.
     Leave {
         #[command(flatten)]
@@ -96,6 +99,33 @@ enum Cmd {
     ServeTls(ServeTlsFlags),
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// The Raft servers.
+    #[command(subcommand)]
+    Raft(RaftCmd),
+}
+
+#[derive(Subcommand)]
+enum RaftCmd {
+    /// List the Raft servers: node, ID, address, leader or follower.
+    ListPeers {
+        #[command(flatten)]
+        api: ApiFlags,
+    },
+    /// Remove a server from the Raft configuration (a dead one that will not come back).
+    RemovePeer {
+        #[command(flatten)]
+        api: ApiFlags,
+        /// The server's Raft ID (from list-peers).
+        #[arg(long)]
+        id: Option<String>,
+        /// The server's Raft address, IP:port.
+        #[arg(long)]
+        address: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -133,6 +163,12 @@ fn main() -> ExitCode {
         Cmd::Reload { api } => print(cli::reload(&api)),
         Cmd::Leave { api } => print(cli::leave(&api)),
         Cmd::Join { api, addrs } => print(cli::join(&api, &addrs)),
+        Cmd::Operator(OperatorCmd::Raft(RaftCmd::ListPeers { api })) => {
+            print(cli::raft_list_peers(&api))
+        }
+        Cmd::Operator(OperatorCmd::Raft(RaftCmd::RemovePeer { api, id, address })) => print(
+            cli::raft_remove_peer(&api, id.as_deref(), address.as_deref()),
+        ),
         Cmd::Keyring {
             api,
             install,

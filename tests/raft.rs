@@ -2,8 +2,9 @@
 //! (127.0.4.x, Raft on 8300, gossip on 8301): `-bootstrap-expect 3` forms one cluster with
 //! one leader, a write on the leader is read and answered by DNS on the others, a write on
 //! a follower is forwarded, every server's own config reaches the catalog, a `kill -9`
-//! of the leader gives a new leader and loses no acknowledged write, and the killed server,
-//! restarted on its data dir, catches up.
+//! of the leader gives a new leader and loses no acknowledged write, `operator raft
+//! list-peers` shows the servers and `remove-peer` removes the dead one, and the killed
+//! server, restarted on its data dir, is added back and catches up.
 
 mod common;
 
@@ -85,6 +86,22 @@ fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, St
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not happen within {within:?}: {last}");
+}
+
+/// `outpost ARGS` against `agent`'s HTTP API; its stdout (it must succeed).
+fn outpost(agent: &Agent, args: &[&str]) -> String {
+    let out = std::process::Command::new(common::bin())
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("CONSUL_HTTP_ADDR", agent.http.unwrap().to_string())
+        .output()
+        .expect("run outpost");
+    assert!(
+        out.status.success(),
+        "outpost {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn kv_put(agent: &Agent, key: &str, value: &str) -> common::HttpReply {
@@ -214,7 +231,38 @@ fn three_servers_replicate_fail_over_and_catch_up() {
     let w = kv_put(&agents[ni], "app/after", "yes");
     assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
 
-    // The killed server restarts on its data dir and catches up.
+    // The operator sees the servers, and removes the dead one.
+    let peers = outpost(&agents[ni], &["operator", "raft", "list-peers"]);
+    let lines: Vec<&str> = peers.lines().collect();
+    assert_eq!(lines.len(), 4, "{peers}");
+    assert!(lines[0].starts_with("Node"), "{peers}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("leader")).count(),
+        1,
+        "{peers}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&new_leader) && l.contains("leader")),
+        "{peers}"
+    );
+    let out = outpost(
+        &agents[ni],
+        &["operator", "raft", "remove-peer", "-address", &leader],
+    );
+    assert!(out.contains("Removed peer"), "{out}");
+    wait_for("two servers left", Duration::from_secs(5), || {
+        let p = get(&agents[ni], "/v1/status/peers").json();
+        if p.as_array().map_or(0, Vec::len) == 2 {
+            Ok(())
+        } else {
+            Err(p.to_string())
+        }
+    });
+
+    // The killed server restarts on its data dir; alive in gossip again, the leader adds it
+    // back, and it catches up.
     agents[li] = start(li, tmp.path());
     wait_for(
         "the restarted server catches up",

@@ -483,6 +483,54 @@ pub fn keyring_list(api: &ApiFlags) -> CliResult {
     Ok(out)
 }
 
+/// `operator raft list-peers`: the servers as Consul prints them.
+pub fn raft_list_peers(api: &ApiFlags) -> CliResult {
+    let v = json(&call_ok(
+        api,
+        "GET",
+        "/v1/operator/raft/configuration",
+        vec![],
+    )?)?;
+    let mut rows = vec![
+        ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for s in v["Servers"].as_array().into_iter().flatten() {
+        let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
+        rows.push(vec![
+            text("Node"),
+            text("ID"),
+            text("Address"),
+            if s["Leader"] == true {
+                "leader"
+            } else {
+                "follower"
+            }
+            .into(),
+            s["Voter"].as_bool().unwrap_or(false).to_string(),
+            text("ProtocolVersion"),
+        ]);
+    }
+    Ok(format::columns(&rows))
+}
+
+/// `operator raft remove-peer -id ID | -address IP:PORT`.
+pub fn raft_remove_peer(api: &ApiFlags, id: Option<&str>, address: Option<&str>) -> CliResult {
+    let query = match (id, address) {
+        (Some(id), _) => format!("id={id}"),
+        (None, Some(a)) => format!("address={a}"),
+        (None, None) => return Err("remove-peer: give -id or -address".into()),
+    };
+    call_ok(
+        api,
+        "DELETE",
+        &format!("/v1/operator/raft/peer?{query}"),
+        vec![],
+    )?;
+    Ok(format!("Removed peer with {}\n", query.replace('=', " ")))
+}
+
 pub fn info(api: &ApiFlags) -> CliResult {
     let v = json(&call_ok(api, "GET", "/v1/agent/self", vec![])?)?;
     Ok(format::info(&v))

@@ -485,6 +485,99 @@ fn utc_timestamp(t: std::time::SystemTime) -> String {
     )
 }
 
+/// `/v1/operator/raft/configuration` (GET: the servers, Consul's JSON) and
+/// `/v1/operator/raft/peer?id=|address=` (DELETE: remove a server; on the leader, or
+/// forwarded there).
+fn raft_operator(
+    state: &mut State,
+    req: &Request,
+    rest: &str,
+    pretty: bool,
+) -> Result<Handled, Reply> {
+    use crate::agent::replication::server_id;
+    use crate::cluster::raft::{ConfChangeRecord, Outcome};
+    let Some(h) = state.raft.as_ref().and_then(|w| w.handle()) else {
+        return Err(Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this agent is not a Raft server (or its cluster has not formed yet)",
+        ));
+    };
+    let status = h.status();
+    // Node names by Raft ID, from gossip (an ID is its node name's hash).
+    let names: BTreeMap<u64, String> = state
+        .gossip
+        .as_ref()
+        .map(|g| g.members())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (server_id(m.name()), m.name().to_string()))
+        .collect();
+    match (rest, &req.method) {
+        ("raft/configuration", &Method::GET) => {
+            let servers: Vec<serde_json::Value> = status
+                .peers
+                .iter()
+                .map(|(id, addr)| {
+                    serde_json::json!({
+                        "ID": format!("{id:016x}"),
+                        "Node": names.get(id).cloned().unwrap_or_default(),
+                        "Address": addr,
+                        "Leader": status.leader == Some(*id),
+                        "Voter": true,
+                        "ProtocolVersion": "3",
+                    })
+                })
+                .collect();
+            let out = serde_json::json!({"Servers": servers, "Index": status.commit});
+            Ok(Reply::json(&out, pretty).into())
+        }
+        ("raft/peer", &Method::DELETE) => {
+            let id = match (req.param("id"), req.param("address")) {
+                (Some(id), _) => u64::from_str_radix(id.trim_start_matches("0x"), 16)
+                    .map_err(|_| bad_request(format!("bad server ID {id:?}")))?,
+                (None, Some(addr)) => {
+                    *status
+                        .peers
+                        .iter()
+                        .find(|(_, a)| a.as_str() == addr)
+                        .ok_or_else(|| bad_request(format!("no Raft server at {addr}")))?
+                        .0
+                }
+                (None, None) => {
+                    return Err(bad_request(
+                        "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove",
+                    ));
+                }
+            };
+            if !status.peers.contains_key(&id) {
+                return Err(bad_request(format!("no Raft server with ID {id:016x}")));
+            }
+            Ok(Handled::Async(Box::pin(async move {
+                match h.change_membership(ConfChangeRecord::Remove { id }).await {
+                    Ok(Outcome::Applied { .. }) => ok_empty(),
+                    Ok(Outcome::NotLeader { .. }) => Reply::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "this server is not the leader: ask the leader (GET /v1/status/leader)",
+                    ),
+                    other => Reply::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the server was not removed: {other:?}"),
+                    ),
+                }
+            })))
+        }
+        (_, m) => {
+            let allow = if rest == "raft/peer" { "DELETE" } else { "GET" };
+            let mut r = Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {m} not allowed: expected {allow}"),
+            );
+            r.allow = Some(allow);
+            Err(r)
+        }
+    }
+}
+
 /// The members as `/v1/agent/members` lists them: every member gossip knows (this one
 /// first), or this agent alone when gossip is off.
 fn members(state: &State) -> Vec<Member> {
@@ -519,8 +612,10 @@ pub fn operator(
     rest: &str,
     pretty: bool,
 ) -> Result<Handled, Reply> {
-    if rest != "keyring" {
-        return Err(not_found(format!("no such API path: {}", req.path)));
+    match rest {
+        "keyring" => {}
+        "raft/configuration" | "raft/peer" => return raft_operator(state, req, rest, pretty),
+        _ => return Err(not_found(format!("no such API path: {}", req.path))),
     }
     let fail = |e: String| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e);
     let Some(g) = state.gossip.clone() else {

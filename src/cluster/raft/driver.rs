@@ -576,8 +576,12 @@ impl<S: StateMachine> Driver<S> {
                 return;
             }
             if self.events() {
-                tracing::warn!("raft: this server was removed from the cluster; raft stops here");
-                return;
+                // Not a member any more: it answers nothing and elects no one, but stays up,
+                // so that a leader can add it again (a server removed while it was down
+                // replays its removal, then its re-addition, when it catches up).
+                tracing::warn!(
+                    "raft: this server was removed from the cluster's configuration; waiting to be added again"
+                );
             }
         }
     }

@@ -95,7 +95,8 @@
 //!   remove-peer` and a graceful leave propose [`ConfChangeRecord::Remove`] on the leader
 //!   (a leaving leader first hands over with [`RaftHandle::transfer_leader`]). One change
 //!   at a time: a second one while the first applies is [`Outcome::Dropped`]. A removed
-//!   server's driver stops.
+//!   server's driver keeps running outside the configuration (it elects no one) until a
+//!   leader adds it again; the agent's leader adds every live server gossip shows.
 //!
 //! # Limits
 //!

@@ -166,7 +166,8 @@ pub enum Event {
     LeaderChanged { leader: Option<u64>, term: u64 },
     /// The membership changed; [`RaftNode::peers`] has the new one.
     PeersChanged,
-    /// This server was removed from the cluster: stop it (its data dir is of no further use).
+    /// This server was removed from the cluster's configuration (until a leader adds it
+    /// again).
     Removed,
 }
 
@@ -863,6 +864,9 @@ impl RaftNode {
         }
         match record {
             Some(ConfChangeRecord::AddVoter { id, addr }) => {
+                if id == self.cfg.id {
+                    self.removed = false;
+                }
                 self.peers.insert(id, addr);
             }
             Some(ConfChangeRecord::Remove { id }) => {
