@@ -51,6 +51,8 @@ pub enum AgentError {
     Tls(#[from] crate::tls::TlsError),
     #[error("gossip: {0}")]
     Gossip(String),
+    #[error("raft: {0}")]
+    Raft(String),
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -557,6 +559,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             }
         }
         if replication::replicates(&cfg) {
+            let fresh = replication::check_data_dir(&cfg).map_err(AgentError::Raft)?;
             let port = cfg.ports.server.unwrap_or(8300);
             let addr = SocketAddr::new(cfg.bind_addr, port);
             let listener = TcpListener::bind(addr)
@@ -568,8 +571,14 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 })?;
             let writer = replication::Writer::new(ex.clone());
             state.borrow_mut().raft = Some(writer.clone());
-            ex.spawn(replication::run(state.clone(), ex.clone(), listener, writer))
-                .detach();
+            ex.spawn(replication::run(
+                state.clone(),
+                ex.clone(),
+                listener,
+                writer,
+                fresh,
+            ))
+            .detach();
         }
         if let Some(port) = cfg.ports.serf_lan {
             let (c, bind) = (&cfg, SocketAddr::new(cfg.bind_addr, port));

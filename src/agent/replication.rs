@@ -143,11 +143,29 @@ pub fn replicates(c: &crate::config::AgentConfig) -> bool {
 /// `-bootstrap-expect N` once N servers expecting N have met by gossip (the same sorted
 /// voter list on each); otherwise (a new server for a running cluster) at once, waiting to
 /// be added by the leader. Also runs the membership and anti-entropy loop.
+/// Opens the Raft data dir once at start, so that damage (a log corrupted in the middle, an
+/// unreadable snapshot) stops the agent with the reason instead of serving a wrong catalog;
+/// a torn tail from a crash is cut (with a warning). True when the dir holds no cluster yet.
+pub fn check_data_dir(c: &crate::config::AgentConfig) -> Result<bool, String> {
+    let Some(dir) = c.data_dir.as_ref().map(|d| d.join("raft")) else {
+        return Ok(true);
+    };
+    let fresh = !dir.join("raft.log").exists() && !dir.join("raft.snap").exists();
+    crate::cluster::raft::DiskLog::open(&dir).map_err(|e| {
+        format!(
+            "the Raft data in {} cannot be used: {e} (move it away to start this server afresh; it will catch up from the others)",
+            dir.display()
+        )
+    })?;
+    Ok(fresh)
+}
+
 pub async fn run(
     state: Rc<RefCell<State>>,
     ex: Rc<LocalExecutor<'static>>,
     listener: TcpListener,
     writer: Writer,
+    fresh: bool,
 ) {
     let (c, name) = {
         let s = state.borrow();
@@ -165,7 +183,6 @@ pub async fn run(
     };
     let advertised = SocketAddr::new(c.advertise_addr, local.port()).to_string();
     let id = server_id(&name);
-    let fresh = !dir.join("raft.log").exists() && !dir.join("raft.snap").exists();
     let bootstrap = match (c.bootstrap, c.bootstrap_expect) {
         _ if !fresh => None,
         (true, _) => Some(vec![(id, advertised.clone())]),
