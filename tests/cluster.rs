@@ -6,11 +6,14 @@
 //! this kernel has no netem). Needs root for `ip netns` (the test command runs as root).
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Agent, bin, curl, curl_in, require_curl, require_dig};
+use netns::Netns;
 
 /// An agent named `name` on `ip` (gossip on ip:8301, DNS and HTTP on kernel-chosen ports
 /// of the same address), with `extra` flags.
@@ -370,66 +373,6 @@ fn an_encrypted_cluster_rotates_its_key_and_keeps_the_wrong_key_out() {
     let keyring = tmp.path().join("e1/serf/local.keyring");
     let kept = std::fs::read_to_string(&keyring).unwrap();
     assert!(kept.contains(&k3) && !kept.contains(&k1), "{kept}");
-}
-
-/// A network namespace with only loopback up, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Netns {
-        let run = |args: &[&str]| {
-            let out = Command::new(args[0]).args(&args[1..]).output();
-            match out {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => panic!(
-                    "{args:?} failed: {} (this test needs root and iproute2, nftables)",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-                Err(e) => panic!("{args:?}: {e} (install iproute2 and nftables)"),
-            }
-        };
-        let ns = format!("{name}-{}", std::process::id());
-        run(&["ip", "netns", "add", &ns]);
-        let me = Netns(ns.clone());
-        run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
-        me
-    }
-
-    /// Runs `nft` inside the namespace with the ruleset `rules`.
-    fn nft(&self, rules: &str) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("run nft (install nftables)");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "nft refused:\n{rules}");
-    }
-
-    /// The packets the ruleset's counters have counted.
-    fn counted(&self) -> u64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "list", "ruleset"])
-            .output()
-            .expect("run nft");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.split("packets ")
-            .skip(1)
-            .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 #[test]

@@ -4,55 +4,68 @@
 //! a follower is forwarded, every server's own config reaches the catalog, a `kill -9`
 //! of the leader gives a new leader and loses no acknowledged write, `operator raft
 //! list-peers` shows the servers and `remove-peer` removes the dead one, and the killed
-//! server, restarted on its data dir, is added back and catches up.
+//! server, restarted on its data dir, is added back and catches up; in a network namespace
+//! of the test's own, a server cut off from the two others cannot write while they can;
+//! and a damaged log stops a server at start. Needs root for `ip netns` (the test command
+//! runs as root) and nftables.
 
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, curl, require_curl, require_dig};
+use common::{Agent, curl_in, require_curl, require_dig};
+use netns::Netns;
 
 fn start(i: usize, data: &Path) -> Agent {
+    start_in(None, "127.0.4", i, data)
+}
+
+/// Server `r<i>` on `<net>.<i+2>`, in the network namespace `ns` if given.
+fn start_in(ns: Option<&str>, net: &str, i: usize, data: &Path) -> Agent {
     let name = format!("r{i}");
-    let ip = ip(i);
+    let ip = format!("{net}.{}", i + 2);
     let dir = data.join(&name).display().to_string();
-    let first = ip_of_first();
-    Agent::start(&[
-        "-server",
-        "-bootstrap-expect",
-        "3",
-        "-node",
-        &name,
-        "-bind",
-        &ip,
-        "-client",
-        &ip,
-        "-data-dir",
-        &dir,
-        "-dns-port",
-        "0",
-        "-http-port",
-        "0",
-        "-serf-lan-port",
-        "8301",
-        "-server-port",
-        "8300",
-        "-retry-join",
-        &first,
-    ])
+    let first = format!("{net}.2");
+    Agent::start_in(
+        ns,
+        &[
+            "-server",
+            "-bootstrap-expect",
+            "3",
+            "-node",
+            &name,
+            "-bind",
+            &ip,
+            "-client",
+            &ip,
+            "-data-dir",
+            &dir,
+            "-dns-port",
+            "0",
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            "8301",
+            "-server-port",
+            "8300",
+            "-retry-join",
+            &first,
+        ],
+    )
 }
 
 fn ip(i: usize) -> String {
     format!("127.0.4.{}", i + 2)
 }
 
-fn ip_of_first() -> String {
-    ip(0)
-}
-
 fn get(agent: &Agent, path: &str) -> common::HttpReply {
-    curl(&[&format!("http://{}{path}", agent.http.unwrap())])
+    curl_in(
+        agent.netns.as_deref(),
+        &[&format!("http://{}{path}", agent.http.unwrap())],
+    )
 }
 
 /// The leader every agent of `agents` names, once they all name the same one and list
@@ -105,13 +118,16 @@ fn outpost(agent: &Agent, args: &[&str]) -> String {
 }
 
 fn kv_put(agent: &Agent, key: &str, value: &str) -> common::HttpReply {
-    curl(&[
-        "-X",
-        "PUT",
-        "--data",
-        value,
-        &format!("http://{}/v1/kv/{key}", agent.http.unwrap()),
-    ])
+    curl_in(
+        agent.netns.as_deref(),
+        &[
+            "-X",
+            "PUT",
+            "--data",
+            value,
+            &format!("http://{}/v1/kv/{key}", agent.http.unwrap()),
+        ],
+    )
 }
 
 fn kv_get(agent: &Agent, key: &str) -> Option<String> {
@@ -139,13 +155,16 @@ fn three_servers_replicate_fail_over_and_catch_up() {
     // A write on the leader: acknowledged once committed, then on every server.
     let w = kv_put(&agents[li], "app/mode", "live");
     assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
-    let reg = curl(&[
-        "-X",
-        "PUT",
-        "--data",
-        r#"{"Node": "cam-box", "Address": "127.0.4.99", "Service": {"Service": "cam", "Port": 8554}}"#,
-        &format!("http://{}/v1/catalog/register", agents[li].http.unwrap()),
-    ]);
+    let reg = curl_in(
+        None,
+        &[
+            "-X",
+            "PUT",
+            "--data",
+            r#"{"Node": "cam-box", "Address": "127.0.4.99", "Service": {"Service": "cam", "Port": 8554}}"#,
+            &format!("http://{}/v1/catalog/register", agents[li].http.unwrap()),
+        ],
+    );
     assert_eq!(reg.status, 200, "{reg:?}");
     let other = (li + 1) % 3;
     wait_for(
@@ -348,4 +367,78 @@ fn a_damaged_raft_log_is_refused_at_start_and_an_intact_one_keeps_every_write() 
         err.contains("raft.log") && err.contains("cannot be used"),
         "{err}"
     );
+}
+
+/// A partition in a network namespace of the test's own (nftables drops the Raft and gossip
+/// traffic of one server): the two others elect a leader and take writes; the one alone
+/// cannot write (no leader it can reach) nor read consistently; healed, it follows the
+/// majority's leader and has its writes.
+#[test]
+fn a_partitioned_minority_refuses_writes_and_the_majority_carries_on() {
+    require_curl();
+    let ns = Netns::new("outpost-raft");
+    let tmp = tempfile::tempdir().unwrap();
+    let net = "127.0.7";
+    let agents: Vec<Agent> = (0..3)
+        .map(|i| start_in(Some(&ns.0), net, i, tmp.path()))
+        .collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    let leader = wait_for("one leader", Duration::from_secs(20), || {
+        agreed_leader(&all)
+    });
+    let li = (0..3)
+        .find(|i| leader.starts_with(&format!("{net}.{}:", i + 2)))
+        .unwrap();
+    let w = kv_put(&agents[li], "before", "1");
+    assert_eq!(w.body.trim(), "true", "{w:?}");
+
+    // Cut the leader off: its Raft and gossip packets, both ways.
+    let cut = format!("{net}.{}", li + 2);
+    ns.nft(&format!(
+        "table inet part {{\n  chain input {{\n    type filter hook input priority 0;\n    \
+         ip saddr {cut} tcp dport 8300 drop\n    ip saddr {cut} tcp sport 8300 drop\n    \
+         ip saddr {cut} udp dport 8301 drop\n    ip daddr {cut} tcp dport 8300 drop\n    \
+         ip daddr {cut} tcp sport 8300 drop\n    ip daddr {cut} udp dport 8301 drop\n  }}\n}}\n"
+    ));
+    let majority: Vec<&Agent> = (0..3).filter(|i| *i != li).map(|i| &agents[i]).collect();
+    let cut_at = Instant::now();
+    let new_leader = wait_for("a leader in the majority", Duration::from_secs(10), || {
+        let mut seen = Vec::new();
+        for a in &majority {
+            let l = get(a, "/v1/status/leader").json();
+            seen.push(l.as_str().unwrap_or("").to_string());
+        }
+        seen.dedup();
+        match &seen[..] {
+            [one] if !one.is_empty() && *one != leader => Ok(one.clone()),
+            _ => Err(format!("{seen:?}")),
+        }
+    });
+    eprintln!(
+        "majority elected {new_leader} {:?} after the cut",
+        cut_at.elapsed()
+    );
+    let w = kv_put(majority[0], "during", "majority");
+    assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
+
+    // The one alone: a consistent read and a write both fail (no quorum).
+    let r = get(&agents[li], "/v1/kv/before?consistent");
+    assert_eq!(r.status, 500, "a consistent read without a quorum: {r:?}");
+    let w = kv_put(&agents[li], "during", "minority");
+    assert_eq!(w.status, 500, "a write without a quorum: {w:?}");
+
+    // Healed: the old leader follows and has the majority's write, not its own.
+    ns.nft("delete table inet part\n");
+    wait_for("the old leader caught up", Duration::from_secs(15), || {
+        let r = get(&agents[li], "/v1/kv/during?raw&stale");
+        if r.status == 200 && r.body == "majority" {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    let l = wait_for("one leader again", Duration::from_secs(10), || {
+        agreed_leader(&all)
+    });
+    assert_eq!(l, new_leader);
 }

@@ -18,6 +18,8 @@ pub struct Agent {
     pub gossip: Option<SocketAddr>,
     /// A server's Raft address (its `-server-port`), once Raft runs.
     pub raft: Option<SocketAddr>,
+    /// The network namespace it runs in, if not the test's own.
+    pub netns: Option<String>,
 }
 
 pub fn bin() -> PathBuf {
@@ -85,6 +87,7 @@ impl Agent {
             https: None,
             gossip: None,
             raft: None,
+            netns: netns.map(String::from),
         };
         if rx.recv_timeout(Duration::from_secs(20)).is_err() {
             panic!("agent did not start; log:\n{}", agent.log());
