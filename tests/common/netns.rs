@@ -1,6 +1,8 @@
 //! A network namespace of a test's own (`ip netns`), with only loopback up, and nftables
 //! rules inside it: packet loss and partitions between loopback addresses without touching
 //! the host's network. Needs root, iproute2 and nftables (the test command installs them).
+// Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::process::Command;
 
