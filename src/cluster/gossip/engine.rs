@@ -15,7 +15,7 @@ use super::guard::{RateLimiter, ReplayGuard};
 use super::keyring::{KeyError, Keyring};
 use super::members::{EventKind, Member, MemberEvent, MemberStatus, MemberTable};
 use super::node::Node;
-use super::wire::{self, FLAG_JOIN, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
+use super::wire::{self, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
 
 /// Datagrams waiting for the shell; past this the oldest is dropped (and counted).
 pub const MAX_TRANSMITS: usize = 1024;
@@ -27,6 +27,8 @@ pub const MAX_SEEDS: usize = 16;
 pub const MAX_RATE_SOURCES: usize = 4096;
 /// Sender sessions with a replay window.
 pub const MAX_SESSIONS: usize = 4096;
+/// Live members told directly of a leave; the rest learn it by gossip.
+pub const MAX_LEAVE_NOTICES: usize = 512;
 /// Timers handled in one `handle_timeout` call at most (the rest stay due).
 const MAX_TIMERS_PER_CALL: usize = 10_000;
 
@@ -69,6 +71,8 @@ pub struct Counters {
     pub dropped_replay: u64,
     /// Decoded but refused by the protocol (e.g. claims to come from this member).
     pub dropped_protocol: u64,
+    /// Arrived after this member left.
+    pub dropped_left: u64,
     /// Datagrams dropped because the shell did not take them (over [`MAX_TRANSMITS`]).
     pub dropped_transmits: u64,
     /// Events dropped because the shell did not take them (over [`MAX_EVENTS`]).
@@ -98,6 +102,8 @@ pub enum WakeReason {
     Scan,
     /// Try to reach failed members (or the join addresses when alone).
     Reconnect,
+    /// A join got no answer yet: announce to the join addresses again.
+    JoinRetry,
 }
 
 /// This member's own standing.
@@ -151,6 +157,8 @@ enum Timer {
     Scan,
     /// Reach failed members, or the join addresses when alone.
     Reconnect,
+    /// Announce to the join addresses again, backing off, until a member answers.
+    JoinRetry,
 }
 
 /// What foca asked for during one call, collected and then handled by the core.
@@ -197,7 +205,12 @@ pub struct Gossip {
     new_events: Vec<MemberEvent>,
     counters: Counters,
     seeds: VecDeque<SocketAddr>,
+    /// The next join retry's back-off, while a join is unanswered.
+    join_backoff: Option<Duration>,
+    /// A member list (foca's feed) arrived since the last join.
+    got_feed: bool,
     scratch: Vec<u8>,
+    readdressed: Vec<u8>,
     /// The cluster size foca's timing was last scaled for.
     scaled_for: usize,
     last_wake: Option<WakeReason>,
@@ -262,7 +275,10 @@ impl Gossip {
             new_events: Vec::new(),
             counters: Counters::default(),
             seeds: VecDeque::new(),
+            join_backoff: None,
+            got_feed: false,
             scratch: Vec::new(),
+            readdressed: Vec::new(),
             scaled_for: 1,
             last_wake: None,
         };
@@ -280,6 +296,11 @@ impl Gossip {
         let c = &mut self.counters;
         c.packets_in += 1;
         c.bytes_in += packet.len() as u64;
+        if self.left {
+            // A member that left answers nothing (foca would still refute suspicions).
+            c.dropped_left += 1;
+            return;
+        }
         if packet.len() > self.config.max_packet_size {
             c.dropped_oversized += 1;
             return;
@@ -311,11 +332,8 @@ impl Gossip {
             c.dropped_replay += 1;
             return;
         }
-        let result = if header.flags & FLAG_JOIN != 0 {
-            match self.readdress_join() {
-                Some(()) => self.swim.handle_data(&self.scratch, &mut self.rt),
-                None => Err(foca::Error::MalformedPacket),
-            }
+        let result = if self.readdress() {
+            self.swim.handle_data(&self.readdressed, &mut self.rt)
         } else {
             self.swim
                 .handle_data(&self.scratch[FRAME_HEADER..], &mut self.rt)
@@ -333,20 +351,46 @@ impl Gossip {
         self.after_swim(now, Some(from));
     }
 
-    /// A join's announce is addressed to a placeholder (the joiner knows our address, not
-    /// our name): check it is exactly that and address it to us, in `scratch`.
-    fn readdress_join(&mut self) -> Option<()> {
-        let payload = self.scratch.get(FRAME_HEADER..)?;
-        let (mut header, rest) = postcard::take_from_bytes::<foca::Header<Node>>(payload).ok()?;
-        if header.message != foca::Message::Announce || !rest.is_empty() {
-            return None;
+    /// foca takes only packets addressed to its current identity. Two kinds addressed
+    /// otherwise are ours all the same, and are readdressed into `readdressed` (true then):
+    /// a join's announce, sent to a placeholder (the joiner knows an address, not our
+    /// name), and packets to an older generation of us (sent before the sender heard we
+    /// rejoined; dropping them made members that rejoined at once, as after a partition,
+    /// fail each other's probes).
+    fn readdress(&mut self) -> bool {
+        let Some(payload) = self.scratch.get(FRAME_HEADER..) else {
+            return false;
+        };
+        let Ok((mut header, rest)) = postcard::take_from_bytes::<foca::Header<Node>>(payload)
+        else {
+            return false;
+        };
+        let me = self.swim.identity();
+        if header.message == foca::Message::Feed {
+            // The member list a join asked for arrived.
+            self.got_feed = true;
         }
-        if !header.dst.is_placeholder() {
-            return None;
+        if header.dst == *me {
+            return false;
         }
-        header.dst = self.swim.identity().clone();
-        self.scratch = postcard::to_allocvec(&header).ok()?;
-        Some(())
+        let join = header.message == foca::Message::Announce && header.dst.is_placeholder();
+        // "You are down" to an older generation is old news: the rejoin answered it.
+        let older_me = header.dst.addr == me.addr
+            && header.dst.generation < me.generation
+            && header.message != foca::Message::TurnUndead;
+        if !join && !older_me {
+            return false;
+        }
+        header.dst = me.clone();
+        self.readdressed.clear();
+        match postcard::to_extend(&header, std::mem::take(&mut self.readdressed)) {
+            Ok(mut v) => {
+                v.extend_from_slice(rest);
+                self.readdressed = v;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Handles every timer due at `now`.
@@ -376,6 +420,10 @@ impl Gossip {
                     self.last_wake = Some(WakeReason::Reconnect);
                     self.reconnect(now);
                     self.arm(now + self.config.reconnect_interval, Timer::Reconnect);
+                }
+                Timer::JoinRetry => {
+                    self.last_wake = Some(WakeReason::JoinRetry);
+                    self.retry_join(now);
                 }
             }
         }
@@ -417,6 +465,13 @@ impl Gossip {
             };
         }
         let result = self.swim.announce(Node::placeholder(addr), &mut self.rt);
+        self.got_feed = false;
+        if self.join_backoff.is_none() {
+            // UDP may lose the announce: ask again soon, then less often.
+            let first = self.config.probe_interval;
+            self.join_backoff = Some(first);
+            self.arm(now + first, Timer::JoinRetry);
+        }
         self.after_swim(now, None);
         result.map_err(protocol)
     }
@@ -437,10 +492,25 @@ impl Gossip {
         let result = self
             .swim
             .change_identity(leaving.clone(), &mut self.rt)
-            .and_then(|()| self.swim.leave_cluster(&mut self.rt))
-            // Two more rounds: the leave reaches up to 3 * indirect_checks members at once.
-            .and_then(|()| self.swim.gossip(&mut self.rt))
-            .and_then(|()| self.swim.gossip(&mut self.rt));
+            .and_then(|()| self.swim.leave_cluster(&mut self.rt));
+        // foca tells a few random members; tell every live one at once.
+        let live: Vec<Node> = self
+            .table
+            .with_status(MemberStatus::Alive)
+            .take(MAX_LEAVE_NOTICES)
+            .map(|m| m.node.clone())
+            .collect();
+        for to in live {
+            match craft(
+                &leaving,
+                &to,
+                foca::Message::Gossip,
+                &foca::Member::down(leaving.clone()),
+            ) {
+                Some(payload) => self.queue(&to, &payload),
+                None => tracing::warn!("gossip: encoding the leave notice failed"),
+            }
+        }
         self.left = true;
         self.local = Member {
             node: leaving,
@@ -608,12 +678,26 @@ impl Gossip {
     fn after_swim(&mut self, now: Instant, mut from: Option<SocketAddr>) {
         let reap = (self.config.reap_after, self.config.tombstone_after);
         let mut rejoined = false;
+        let mut idle = false;
         loop {
             let timers = std::mem::take(&mut self.rt.timers);
             for (after, t) in timers {
-                if let foca::Timer::ChangeSuspectToDown { member_id, .. } = &t {
+                if let foca::Timer::ChangeSuspectToDown {
+                    member_id,
+                    incarnation,
+                    ..
+                } = &t
+                {
                     self.table
-                        .set_suspect(member_id, true, &mut self.new_events);
+                        .set_suspect(member_id, true, now, &mut self.new_events);
+                    // Lifeguard's buddy system: tell the suspect itself, so it can refute
+                    // even when the gossip about it would not reach it in time.
+                    let suspect =
+                        foca::Member::new(member_id.clone(), *incarnation, State::Suspect);
+                    let me = self.swim.identity().clone();
+                    if let Some(p) = craft(&me, member_id, foca::Message::Gossip, &suspect) {
+                        self.queue(member_id, &p);
+                    }
                 }
                 self.arm(now + after, Timer::Swim(t));
             }
@@ -651,7 +735,8 @@ impl Gossip {
                             self.defunct = true;
                         }
                     }
-                    OwnedNotification::Active | OwnedNotification::Idle => {}
+                    OwnedNotification::Idle => idle = true,
+                    OwnedNotification::Active => {}
                 }
             }
             let sends = std::mem::take(&mut self.rt.sends);
@@ -667,13 +752,37 @@ impl Gossip {
             }
             break;
         }
+        if idle && !self.left {
+            self.forget_backlog();
+        }
         self.rescale();
         self.flush_events();
     }
 
+    /// Alone, foca keeps the changes it could not send (the failures of everyone it lost).
+    /// Sent once it is back, they would declare live members failed: rebuild foca with the
+    /// same identity and member states but no backlog, and drop its pending timers.
+    fn forget_backlog(&mut self) {
+        let states: Vec<foca::Member<Node>> = self.swim.iter_membership_state().cloned().collect();
+        let config = self.config.foca(1, self.keyring.is_some());
+        let rng = StdRng::from_rng(&mut self.rng);
+        let mut swim = Foca::new(self.swim.identity().clone(), config, rng, PostcardCodec);
+        if let Err(e) = swim.apply_many(states.into_iter(), false, &mut self.rt) {
+            tracing::warn!("gossip: restoring member states: {e}");
+            return;
+        }
+        // Only down members were restored: nothing to notify, send or schedule.
+        self.rt.notes.clear();
+        self.rt.sends.clear();
+        self.rt.timers.clear();
+        self.timers.retain(|_, t| !matches!(t, Timer::Swim(_)));
+        self.swim = swim;
+        self.scaled_for = 1;
+    }
+
     fn queue(&mut self, to: &Node, payload: &[u8]) {
         let header = FrameHeader {
-            flags: if to.is_placeholder() { FLAG_JOIN } else { 0 },
+            flags: 0,
             session: self.session,
             seq: self.seq,
         };
@@ -730,8 +839,16 @@ impl Gossip {
     }
 
     /// Suspect flags from foca's view; members foca knows alive that the table lacks (a
-    /// name freed by a conflict); reaping.
+    /// name freed by a conflict); suspicions that ran out here; reaping.
+    ///
+    /// Only the member whose probe failed runs foca's suspicion timer; the others wait for
+    /// its verdict, and one that missed every copy of it would show the member suspect for
+    /// ever. So, as in memberlist, every member times suspicions itself: one still standing,
+    /// at the same incarnation, a probe interval after its timeout is declared failed here.
     fn scan(&mut self, now: Instant) {
+        let n = self.swim.num_members() + 1;
+        let backstop = self.config.suspicion_timeout(n) + self.config.probe_interval;
+        let mut expired: Vec<foca::Member<Node>> = Vec::new();
         for m in self.swim.iter_membership_state() {
             let node = m.id();
             if node.name == self.local.node.name {
@@ -742,7 +859,19 @@ impl Gossip {
                 (Some(e), State::Alive | State::Suspect) if e.node == *node => {
                     let suspect = m.state() == State::Suspect;
                     if e.suspect != suspect {
-                        self.table.set_suspect(node, suspect, &mut self.new_events);
+                        self.table
+                            .set_suspect(node, suspect, now, &mut self.new_events);
+                    } else if suspect
+                        && self
+                            .table
+                            .suspect_since(node)
+                            .is_some_and(|since| now.saturating_duration_since(since) >= backstop)
+                    {
+                        expired.push(foca::Member::new(
+                            node.clone(),
+                            m.incarnation(),
+                            State::Down,
+                        ));
                     }
                 }
                 (e, State::Alive | State::Suspect)
@@ -753,8 +882,54 @@ impl Gossip {
                 _ => {}
             }
         }
+        if !expired.is_empty() {
+            if let Err(e) = self
+                .swim
+                .apply_many(expired.into_iter(), true, &mut self.rt)
+            {
+                tracing::debug!("gossip: declaring an expired suspicion: {e}");
+            }
+            self.after_swim(now, None);
+        }
         self.table.reap(now, &mut self.new_events);
         self.flush_events();
+    }
+
+    /// Announces again until a member list arrives (the answer to a join is one datagram;
+    /// when it is lost, a member learns its peers only as they happen to talk to it):
+    /// alone, to every join address; joined, to one random live member. The wait doubles
+    /// each time up to `reconnect_interval` (from then on `reconnect` carries on).
+    fn retry_join(&mut self, now: Instant) {
+        let Some(backoff) = self.join_backoff else {
+            return;
+        };
+        if self.left || self.defunct || self.got_feed {
+            self.join_backoff = None;
+            return;
+        }
+        let targets: Vec<Node> = if self.swim.num_members() == 0 {
+            self.seeds.iter().map(|a| Node::placeholder(*a)).collect()
+        } else {
+            let live: Vec<&Member> = self.table.with_status(MemberStatus::Alive).collect();
+            if live.is_empty() {
+                Vec::new()
+            } else {
+                vec![live[self.rng.random_range(0..live.len())].node.clone()]
+            }
+        };
+        for t in targets {
+            if let Err(e) = self.swim.announce(t, &mut self.rt) {
+                tracing::debug!("gossip: join retry: {e}");
+            }
+        }
+        self.after_swim(now, None);
+        let next = backoff * 2;
+        if next > self.config.reconnect_interval {
+            self.join_backoff = None;
+        } else {
+            self.join_backoff = Some(next);
+            self.arm(now + next, Timer::JoinRetry);
+        }
     }
 
     /// serf's reconnect: with live peers, try one failed member with probability
@@ -792,6 +967,25 @@ impl Gossip {
         }
         self.after_swim(now, None);
     }
+}
+
+/// A foca packet from `src` to `dst` carrying one update (foca's layout: header, `u16`
+/// count, members; postcard). The leave notices and the buddy notices are made this way.
+fn craft(
+    src: &Node,
+    dst: &Node,
+    message: foca::Message<Node>,
+    update: &foca::Member<Node>,
+) -> Option<Vec<u8>> {
+    let header = foca::Header {
+        src: src.clone(),
+        src_incarnation: 0,
+        dst: dst.clone(),
+        message,
+    };
+    let mut payload = postcard::to_allocvec(&header).ok()?;
+    payload.extend_from_slice(&1u16.to_be_bytes());
+    postcard::to_extend(update, payload).ok()
 }
 
 fn protocol(e: foca::Error) -> GossipError {

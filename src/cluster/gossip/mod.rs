@@ -61,6 +61,8 @@ pub mod udp;
 pub mod wire;
 
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::config::{ConfigError, GossipConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};

@@ -461,6 +461,27 @@ impl Sim {
         self.nodes[i].core.as_ref()
     }
 
+    /// Runs `f` on member `i`'s core (unless it crashed), then sends what it produced.
+    pub fn with_core<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Gossip, Instant) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let r = self.nodes[i].core.as_mut().map(|c| f(c, now));
+        self.settle(i);
+        r
+    }
+
+    /// Delivers `bytes` to member `to` now, as if sent from `from` (a misbehaving peer).
+    pub fn inject(&mut self, from: SocketAddr, to: usize, bytes: &[u8]) {
+        let now = self.now;
+        if let Some(core) = self.nodes[to].core.as_mut() {
+            core.handle_packet(now, from, bytes);
+        }
+        self.settle(to);
+    }
+
     /// How `observer` sees `subject`: its status, or `None` if it does not know it (or the
     /// observer crashed).
     pub fn status(&self, observer: usize, subject: usize) -> Option<MemberStatus> {
@@ -513,13 +534,15 @@ impl Sim {
 }
 
 /// The seeds a simulation test runs: `OUTPOST_SIM_SEED` alone if set (to replay a failure),
-/// else `count` seeds from `first`.
+/// else `count` seeds from `first`, or `OUTPOST_SIM_SEEDS` of them if set (for a longer soak).
 pub fn seeds(first: u64, count: u64) -> Vec<u64> {
-    match std::env::var("OUTPOST_SIM_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    match var("OUTPOST_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (first..first + count).collect(),
+        None => (first..first + var("OUTPOST_SIM_SEEDS").unwrap_or(count)).collect(),
     }
 }
