@@ -209,6 +209,8 @@ pub struct Gossip {
     join_backoff: Option<Duration>,
     /// A member list (foca's feed) arrived since the last join.
     got_feed: bool,
+    /// The packet being handled suspects us: (its sender, the incarnation suspected).
+    refute: Option<(Node, foca::Incarnation)>,
     scratch: Vec<u8>,
     readdressed: Vec<u8>,
     /// The cluster size foca's timing was last scaled for.
@@ -277,6 +279,7 @@ impl Gossip {
             seeds: VecDeque::new(),
             join_backoff: None,
             got_feed: false,
+            refute: None,
             scratch: Vec::new(),
             readdressed: Vec::new(),
             scaled_for: 1,
@@ -332,12 +335,16 @@ impl Gossip {
             c.dropped_replay += 1;
             return;
         }
-        let result = if self.readdress() {
+        let result = if self.inspect() {
             self.swim.handle_data(&self.readdressed, &mut self.rt)
         } else {
             self.swim
                 .handle_data(&self.scratch[FRAME_HEADER..], &mut self.rt)
         };
+        if result.is_ok() {
+            self.refute_to();
+        }
+        self.refute = None;
         match result {
             Ok(()) => self.counters.accepted += 1,
             Err(
@@ -351,13 +358,15 @@ impl Gossip {
         self.after_swim(now, Some(from));
     }
 
-    /// foca takes only packets addressed to its current identity. Two kinds addressed
-    /// otherwise are ours all the same, and are readdressed into `readdressed` (true then):
-    /// a join's announce, sent to a placeholder (the joiner knows an address, not our
+    /// Looks at foca's packet in `scratch` before foca does, for three things foca does not
+    /// do. It takes only packets addressed to its current identity, but two kinds addressed
+    /// otherwise are ours all the same and are readdressed into `readdressed` (`true`
+    /// then): a join's announce, sent to a placeholder (the joiner knows an address, not our
     /// name), and packets to an older generation of us (sent before the sender heard we
     /// rejoined; dropping them made members that rejoined at once, as after a partition,
-    /// fail each other's probes).
-    fn readdress(&mut self) -> bool {
+    /// fail each other's probes). It notes a member list (the answer to a join). And it
+    /// notes a suspicion of us carried in a gossip, for [`Gossip::refute_to`].
+    fn inspect(&mut self) -> bool {
         let Some(payload) = self.scratch.get(FRAME_HEADER..) else {
             return false;
         };
@@ -366,9 +375,12 @@ impl Gossip {
             return false;
         };
         let me = self.swim.identity();
-        if header.message == foca::Message::Feed {
-            // The member list a join asked for arrived.
-            self.got_feed = true;
+        match header.message {
+            foca::Message::Feed => self.got_feed = true,
+            foca::Message::Gossip => {
+                self.refute = suspicion_of(me, rest).map(|i| (header.src.clone(), i));
+            }
+            _ => {}
         }
         if header.dst == *me {
             return false;
@@ -390,6 +402,26 @@ impl Gossip {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// foca refutes a suspicion by raising its incarnation and gossiping to a few random
+    /// members, which may leave out the one that suspects: answer whoever told us, at once,
+    /// with our liveness at the refuting incarnation (foca's own is at least that).
+    fn refute_to(&mut self) {
+        let Some((to, incarnation)) = self.refute.take() else {
+            return;
+        };
+        let Some(next) = incarnation.checked_add(1) else {
+            return;
+        };
+        let me = self.swim.identity().clone();
+        if to.is_placeholder() || to.addr == me.addr {
+            return;
+        }
+        let alive = foca::Member::new(me.clone(), next, State::Alive);
+        if let Some(p) = craft(&me, next, &to, foca::Message::Gossip, &alive) {
+            self.queue(&to, &p);
         }
     }
 
@@ -503,6 +535,7 @@ impl Gossip {
         for to in live {
             match craft(
                 &leaving,
+                0,
                 &to,
                 foca::Message::Gossip,
                 &foca::Member::down(leaving.clone()),
@@ -695,7 +728,7 @@ impl Gossip {
                     let suspect =
                         foca::Member::new(member_id.clone(), *incarnation, State::Suspect);
                     let me = self.swim.identity().clone();
-                    if let Some(p) = craft(&me, member_id, foca::Message::Gossip, &suspect) {
+                    if let Some(p) = craft(&me, 0, member_id, foca::Message::Gossip, &suspect) {
                         self.queue(member_id, &p);
                     }
                 }
@@ -973,19 +1006,35 @@ impl Gossip {
 /// count, members; postcard). The leave notices and the buddy notices are made this way.
 fn craft(
     src: &Node,
+    src_incarnation: foca::Incarnation,
     dst: &Node,
     message: foca::Message<Node>,
     update: &foca::Member<Node>,
 ) -> Option<Vec<u8>> {
     let header = foca::Header {
         src: src.clone(),
-        src_incarnation: 0,
+        src_incarnation,
         dst: dst.clone(),
         message,
     };
     let mut payload = postcard::to_allocvec(&header).ok()?;
     payload.extend_from_slice(&1u16.to_be_bytes());
     postcard::to_extend(update, payload).ok()
+}
+
+/// The highest incarnation at which the updates of a gossip (`u16` count, then members)
+/// suspect `me`; `None` if none does or they do not decode.
+fn suspicion_of(me: &Node, updates: &[u8]) -> Option<foca::Incarnation> {
+    let (count, mut rest) = updates.split_first_chunk::<2>()?;
+    let mut found = None;
+    for _ in 0..u16::from_be_bytes(*count) {
+        let (m, r) = postcard::take_from_bytes::<foca::Member<Node>>(rest).ok()?;
+        rest = r;
+        if m.state() == State::Suspect && m.id() == me {
+            found = found.max(Some(m.incarnation()));
+        }
+    }
+    found
 }
 
 fn protocol(e: foca::Error) -> GossipError {
