@@ -521,9 +521,11 @@ mod props {
 
     use super::*;
 
-    fn valid() -> &'static (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        static VALID: std::sync::OnceLock<(Vec<Vec<u8>>, Vec<Vec<u8>>)> =
-            std::sync::OnceLock::new();
+    /// Real datagrams: (in the clear, sealed).
+    type Samples = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+    fn valid() -> &'static Samples {
+        static VALID: std::sync::OnceLock<Samples> = std::sync::OnceLock::new();
         VALID.get_or_init(|| (fuzzing::valid_packets(false), fuzzing::valid_packets(true)))
     }
 
