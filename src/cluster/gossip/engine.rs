@@ -104,6 +104,8 @@ pub enum WakeReason {
     Reconnect,
     /// A join got no answer yet: announce to the join addresses again.
     JoinRetry,
+    /// Repeat the leave notices.
+    LeaveNotice,
 }
 
 /// This member's own standing.
@@ -159,6 +161,8 @@ enum Timer {
     Reconnect,
     /// Announce to the join addresses again, backing off, until a member answers.
     JoinRetry,
+    /// Tell every live member of the leave a second time.
+    LeaveNotice,
 }
 
 /// What foca asked for during one call, collected and then handled by the core.
@@ -211,6 +215,8 @@ pub struct Gossip {
     got_feed: bool,
     /// The packet being handled suspects us: (its sender, the incarnation suspected).
     refute: Option<(Node, foca::Incarnation)>,
+    /// The sender of the packet being handled.
+    inspected_src: Option<Node>,
     scratch: Vec<u8>,
     readdressed: Vec<u8>,
     /// The cluster size foca's timing was last scaled for.
@@ -280,6 +286,7 @@ impl Gossip {
             join_backoff: None,
             got_feed: false,
             refute: None,
+            inspected_src: None,
             scratch: Vec::new(),
             readdressed: Vec::new(),
             scaled_for: 1,
@@ -356,6 +363,7 @@ impl Gossip {
             }
         }
         self.after_swim(now, Some(from));
+        self.inspected_src = None;
     }
 
     /// Looks at foca's packet in `scratch` before foca does, for three things foca does not
@@ -375,6 +383,7 @@ impl Gossip {
             return false;
         };
         let me = self.swim.identity();
+        self.inspected_src = Some(header.src.clone());
         match header.message {
             foca::Message::Feed => self.got_feed = true,
             foca::Message::Gossip => {
@@ -405,6 +414,25 @@ impl Gossip {
         }
     }
 
+    /// Tells every live member (up to [`MAX_LEAVE_NOTICES`]) that our leaving identity is
+    /// down: foca's own leave reaches only a few random members.
+    fn send_leave_notices(&mut self) {
+        let leaving = self.local.node.clone();
+        let live: Vec<Node> = self
+            .table
+            .with_status(MemberStatus::Alive)
+            .take(MAX_LEAVE_NOTICES)
+            .map(|m| m.node.clone())
+            .collect();
+        let down = foca::Member::down(leaving.clone());
+        for to in live {
+            match craft(&leaving, 0, &to, foca::Message::Gossip, Some(&down)) {
+                Some(payload) => self.queue(&to, &payload),
+                None => tracing::warn!("gossip: encoding the leave notice failed"),
+            }
+        }
+    }
+
     /// foca refutes a suspicion by raising its incarnation and gossiping to a few random
     /// members, which may leave out the one that suspects: answer whoever told us, at once,
     /// with our liveness at the refuting incarnation (foca's own is at least that).
@@ -420,7 +448,7 @@ impl Gossip {
             return;
         }
         let alive = foca::Member::new(me.clone(), next, State::Alive);
-        if let Some(p) = craft(&me, next, &to, foca::Message::Gossip, &alive) {
+        if let Some(p) = craft(&me, next, &to, foca::Message::Gossip, Some(&alive)) {
             self.queue(&to, &p);
         }
     }
@@ -456,6 +484,12 @@ impl Gossip {
                 Timer::JoinRetry => {
                     self.last_wake = Some(WakeReason::JoinRetry);
                     self.retry_join(now);
+                }
+                Timer::LeaveNotice => {
+                    self.last_wake = Some(WakeReason::LeaveNotice);
+                    if self.left {
+                        self.send_leave_notices();
+                    }
                 }
             }
         }
@@ -525,26 +559,12 @@ impl Gossip {
             .swim
             .change_identity(leaving.clone(), &mut self.rt)
             .and_then(|()| self.swim.leave_cluster(&mut self.rt));
-        // foca tells a few random members; tell every live one at once.
-        let live: Vec<Node> = self
-            .table
-            .with_status(MemberStatus::Alive)
-            .take(MAX_LEAVE_NOTICES)
-            .map(|m| m.node.clone())
-            .collect();
-        for to in live {
-            match craft(
-                &leaving,
-                0,
-                &to,
-                foca::Message::Gossip,
-                &foca::Member::down(leaving.clone()),
-            ) {
-                Some(payload) => self.queue(&to, &payload),
-                None => tracing::warn!("gossip: encoding the leave notice failed"),
-            }
-        }
+        // foca tells a few random members; tell every live one at once, and once more a
+        // moment later in case a datagram was lost.
         self.left = true;
+        self.local.node = leaving.clone();
+        self.send_leave_notices();
+        self.arm(now + self.config.probe_timeout, Timer::LeaveNotice);
         self.local = Member {
             node: leaving,
             status: MemberStatus::Left,
@@ -712,6 +732,7 @@ impl Gossip {
         let reap = (self.config.reap_after, self.config.tombstone_after);
         let mut rejoined = false;
         let mut idle = false;
+        let mut hellos: Vec<Node> = Vec::new();
         loop {
             let timers = std::mem::take(&mut self.rt.timers);
             for (after, t) in timers {
@@ -728,7 +749,8 @@ impl Gossip {
                     let suspect =
                         foca::Member::new(member_id.clone(), *incarnation, State::Suspect);
                     let me = self.swim.identity().clone();
-                    if let Some(p) = craft(&me, 0, member_id, foca::Message::Gossip, &suspect) {
+                    if let Some(p) = craft(&me, 0, member_id, foca::Message::Gossip, Some(&suspect))
+                    {
                         self.queue(member_id, &p);
                     }
                 }
@@ -742,6 +764,9 @@ impl Gossip {
                             self.table.name_conflicts += 1;
                         } else {
                             self.table.up(&node, now, &mut self.new_events);
+                            if self.inspected_src.as_ref().is_some_and(|src| *src != node) {
+                                hellos.push(node);
+                            }
                         }
                     }
                     OwnedNotification::MemberDown(node) => {
@@ -775,6 +800,15 @@ impl Gossip {
             let sends = std::mem::take(&mut self.rt.sends);
             for (to, data) in sends {
                 self.queue(&to, &data);
+            }
+            // Learned of a member from a third party: say hello, so that it learns of us
+            // even if our own announcement missed it (else it would wait for our probe, up
+            // to a whole probe round of n intervals).
+            let me = self.swim.identity().clone();
+            for to in hellos.drain(..) {
+                if let Some(p) = craft(&me, 0, &to, foca::Message::Gossip, None) {
+                    self.queue(&to, &p);
+                }
             }
             // Declared failed by whoever sent this: tell it at once who we are now.
             if rejoined && let Some(from) = from.take() {
@@ -1002,14 +1036,15 @@ impl Gossip {
     }
 }
 
-/// A foca packet from `src` to `dst` carrying one update (foca's layout: header, `u16`
-/// count, members; postcard). The leave notices and the buddy notices are made this way.
+/// A foca packet from `src` to `dst` carrying `update`, or none (foca's layout: header,
+/// `u16` count, members; postcard). The leave, buddy, refutation and hello notices are made
+/// this way.
 fn craft(
     src: &Node,
     src_incarnation: foca::Incarnation,
     dst: &Node,
     message: foca::Message<Node>,
-    update: &foca::Member<Node>,
+    update: Option<&foca::Member<Node>>,
 ) -> Option<Vec<u8>> {
     let header = foca::Header {
         src: src.clone(),
@@ -1018,8 +1053,16 @@ fn craft(
         message,
     };
     let mut payload = postcard::to_allocvec(&header).ok()?;
-    payload.extend_from_slice(&1u16.to_be_bytes());
-    postcard::to_extend(update, payload).ok()
+    match update {
+        None => {
+            payload.extend_from_slice(&0u16.to_be_bytes());
+            Some(payload)
+        }
+        Some(update) => {
+            payload.extend_from_slice(&1u16.to_be_bytes());
+            postcard::to_extend(update, payload).ok()
+        }
+    }
 }
 
 /// The highest incarnation at which the updates of a gossip (`u16` count, then members)

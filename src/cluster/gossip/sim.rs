@@ -329,7 +329,17 @@ impl Sim {
 
     /// Runs until `done` holds (checked every 50 ms of virtual time) or until `until`
     /// (since the start); whether it held.
-    pub fn run_until(&mut self, until: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+    pub fn run_until(&mut self, until: Duration, done: impl FnMut(&Sim) -> bool) -> bool {
+        self.run_until_every(until, Duration::from_millis(50), done)
+    }
+
+    /// [`Sim::run_until`], checking `done` every `step` of virtual time.
+    pub fn run_until_every(
+        &mut self,
+        until: Duration,
+        step: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> bool {
         loop {
             if done(self) {
                 return true;
@@ -337,7 +347,7 @@ impl Sim {
             if self.elapsed() >= until {
                 return false;
             }
-            let next = (self.elapsed() + Duration::from_millis(50)).min(until);
+            let next = (self.elapsed() + step).min(until);
             self.run_to(next);
         }
     }
@@ -492,21 +502,23 @@ impl Sim {
     /// Every running member sees every other running member alive, and every crashed or
     /// departed one not alive.
     pub fn converged(&self) -> bool {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].life == Life::Up)
-            .collect();
-        up.iter().all(|&o| {
-            (0..self.nodes.len()).all(|s| {
-                if s == o {
-                    return true;
+        let up = self.nodes.iter().filter(|n| n.life == Life::Up).count();
+        self.nodes.iter().enumerate().all(|(o, node)| {
+            let Some(core) = node.core.as_ref().filter(|_| node.life == Life::Up) else {
+                return true;
+            };
+            let mut alive_up = 0;
+            for m in core.members().skip(1) {
+                if m.status != MemberStatus::Alive {
+                    continue;
                 }
-                let status = self.status(o, s);
-                if self.nodes[s].life == Life::Up {
-                    status == Some(MemberStatus::Alive)
-                } else {
-                    status != Some(MemberStatus::Alive)
+                match self.by_name.get(m.name()) {
+                    Some(&s) if s != o && self.nodes[s].life == Life::Up => alive_up += 1,
+                    // Alive to this member, but crashed or departed.
+                    _ => return false,
                 }
-            })
+            }
+            alive_up == up - 1
         })
     }
 
