@@ -217,6 +217,12 @@ pub struct Gossip {
     refute: Option<(Node, foca::Incarnation)>,
     /// The sender of the packet being handled.
     inspected_src: Option<Node>,
+    /// The packet being handled carries an identity of our address at this generation or
+    /// above: we restarted with a generation too low (a clock set back) and must outrank it.
+    outranked: Option<u32>,
+    /// The packet being handled is an announce from an older generation of a member we
+    /// know: the identity to show it, so it can outrank it.
+    outranks: Option<foca::Member<Node>>,
     scratch: Vec<u8>,
     readdressed: Vec<u8>,
     /// The cluster size foca's timing was last scaled for.
@@ -287,6 +293,8 @@ impl Gossip {
             got_feed: false,
             refute: None,
             inspected_src: None,
+            outranked: None,
+            outranks: None,
             scratch: Vec::new(),
             readdressed: Vec::new(),
             scaled_for: 1,
@@ -352,6 +360,8 @@ impl Gossip {
             self.refute_to();
         }
         self.refute = None;
+        self.outrank(from);
+        self.show_newer_generation();
         match result {
             Ok(()) => self.counters.accepted += 1,
             Err(
@@ -384,12 +394,19 @@ impl Gossip {
         };
         let me = self.swim.identity();
         self.inspected_src = Some(header.src.clone());
-        match header.message {
-            foca::Message::Feed => self.got_feed = true,
-            foca::Message::Gossip => {
-                self.refute = suspicion_of(me, rest).map(|i| (header.src.clone(), i));
-            }
-            _ => {}
+        if header.message == foca::Message::Feed {
+            self.got_feed = true;
+        }
+        let carries_updates = !matches!(
+            header.message,
+            foca::Message::Announce | foca::Message::TurnUndead | foca::Message::Broadcast
+        );
+        if carries_updates {
+            let seen = about_me(me, rest);
+            self.refute = seen.suspected.map(|i| (header.src.clone(), i));
+            self.outranked = seen.outranked;
+        } else if header.message == foca::Message::Announce {
+            self.outranks = self.newer_generation_of(&header.src);
         }
         if header.dst == *me {
             return false;
@@ -411,6 +428,62 @@ impl Gossip {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// The member we know at `src`'s address, if its generation is above `src`'s (the
+    /// member restarted with a generation too low: foca would ignore its announce).
+    fn newer_generation_of(&self, src: &Node) -> Option<foca::Member<Node>> {
+        self.swim
+            .iter_membership_state()
+            .find(|m| m.id().addr == src.addr && m.id().generation > src.generation)
+            .cloned()
+    }
+
+    /// Shows an announcer the newer identity we know for its address (see
+    /// [`Gossip::outrank`] on its side).
+    fn show_newer_generation(&mut self) {
+        let Some(known) = self.outranks.take() else {
+            return;
+        };
+        let Some(to) = self.inspected_src.clone() else {
+            return;
+        };
+        let me = self.swim.identity().clone();
+        if let Some(p) = craft(&me, 0, &to, foca::Message::Gossip, Some(&known)) {
+            self.queue(&to, &p);
+        }
+    }
+
+    /// Our address has an identity at our generation or above out there: a restart with
+    /// a generation too low (the Unix time on a board whose clock went back). foca would
+    /// renew one generation at a time, each refused, for as long as the cluster remembers
+    /// the old one (`reap_after`); take the generation above it at once and announce again.
+    fn outrank(&mut self, from: SocketAddr) {
+        let Some(above) = self.outranked.take() else {
+            return;
+        };
+        let current = self.swim.identity().generation;
+        if self.left || self.defunct || above < current {
+            return;
+        }
+        let Some(generation) = above.checked_add(1) else {
+            return;
+        };
+        let mut next = self.swim.identity().clone();
+        next.generation = generation;
+        next.leaving = false;
+        tracing::info!(
+            "gossip: this address is known at generation {above}; rejoining as {generation}"
+        );
+        if let Err(e) = self.swim.change_identity(next.clone(), &mut self.rt) {
+            tracing::warn!("gossip: outranking an old identity: {e}");
+            return;
+        }
+        self.counters.rejoins += 1;
+        self.local.node = next;
+        if let Err(e) = self.swim.announce(Node::placeholder(from), &mut self.rt) {
+            tracing::debug!("gossip: announce after outranking: {e}");
         }
     }
 
@@ -1067,17 +1140,37 @@ fn craft(
 
 /// The highest incarnation at which the updates of a gossip (`u16` count, then members)
 /// suspect `me`; `None` if none does or they do not decode.
-fn suspicion_of(me: &Node, updates: &[u8]) -> Option<foca::Incarnation> {
-    let (count, mut rest) = updates.split_first_chunk::<2>()?;
-    let mut found = None;
+/// What the updates of a packet say about us.
+#[derive(Default)]
+struct AboutMe {
+    /// The highest incarnation at which they suspect our identity.
+    suspected: Option<foca::Incarnation>,
+    /// The highest generation of our address they carry, when not below ours and not us.
+    outranked: Option<u32>,
+}
+
+/// Reads a packet's updates (`u16` count, then members) for what they say about `me`;
+/// stops at the first that does not decode (foca will refuse the packet).
+fn about_me(me: &Node, updates: &[u8]) -> AboutMe {
+    let mut seen = AboutMe::default();
+    let Some((count, mut rest)) = updates.split_first_chunk::<2>() else {
+        return seen;
+    };
     for _ in 0..u16::from_be_bytes(*count) {
-        let (m, r) = postcard::take_from_bytes::<foca::Member<Node>>(rest).ok()?;
+        let Ok((m, r)) = postcard::take_from_bytes::<foca::Member<Node>>(rest) else {
+            break;
+        };
         rest = r;
-        if m.state() == State::Suspect && m.id() == me {
-            found = found.max(Some(m.incarnation()));
+        let id = m.id();
+        if id == me {
+            if m.state() == State::Suspect {
+                seen.suspected = seen.suspected.max(Some(m.incarnation()));
+            }
+        } else if id.addr == me.addr && id.generation >= me.generation {
+            seen.outranked = seen.outranked.max(Some(id.generation));
         }
     }
-    found
+    seen
 }
 
 fn protocol(e: foca::Error) -> GossipError {

@@ -272,7 +272,14 @@ impl Sim {
     /// Member `i` starts again (a restart: empty state, the next generation) and joins
     /// member `to`.
     pub fn restart(&mut self, i: usize, to: usize) {
-        self.nodes[i].generation += 1;
+        let next = self.nodes[i].generation + 1;
+        self.restart_at(i, to, next);
+    }
+
+    /// Member `i` starts again at `generation` (lower than before: a clock set back) and
+    /// joins member `to`.
+    pub fn restart_at(&mut self, i: usize, to: usize, generation: u32) {
+        self.nodes[i].generation = generation;
         self.start_core(i);
         self.join(i, to);
     }

@@ -492,6 +492,29 @@ fn a_tag_change_reaches_the_others_as_an_update() {
 }
 
 #[test]
+fn a_member_restarted_with_its_clock_set_back_rejoins_at_once() {
+    let mut sim = Sim::new(SimConfig::new(12, 5));
+    sim.join_all(Duration::from_millis(300));
+    assert!(sim.run_until(Duration::from_secs(5), Sim::converged));
+    // n3 ran at generation 1,000,000 (the Unix time then) and comes back at 2.
+    sim.restart_at(3, 0, 1_000_000);
+    assert!(sim.run_until(sim.elapsed() + Duration::from_secs(5), Sim::converged));
+    sim.crash(3);
+    sim.run_for(Duration::from_secs(2));
+    let t0 = sim.elapsed();
+    sim.restart_at(3, 1, 2);
+    assert!(
+        sim.run_until(t0 + Duration::from_secs(3), Sim::converged),
+        "not back in 3 s"
+    );
+    let local = sim.core(3).unwrap().local().node.generation;
+    assert!(
+        local > 1_000_000,
+        "took a generation above the old one: {local}"
+    );
+}
+
+#[test]
 fn five_members_converge_and_detect_a_crash() {
     let mut sim = Sim::new(SimConfig::new(1, 5));
     sim.join_all(Duration::from_millis(500));
