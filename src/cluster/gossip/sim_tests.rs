@@ -126,7 +126,7 @@ fn sim_crash_detected_by_all_and_no_false_failure_at_five_members() {
     swarm(
         "sim_crash_detected_by_all_and_no_false_failure_at_five_members",
         0,
-        200,
+        400,
         |seed| {
             let mut rng = StdRng::seed_from_u64(seed ^ 0x5157);
             let mut sim = Sim::new(config(seed, 5, 0.05, &mut rng));
@@ -174,7 +174,7 @@ fn sim_leave_is_left_at_once_and_the_departed_are_reaped() {
     swarm(
         "sim_leave_is_left_at_once_and_the_departed_are_reaped",
         1000,
-        100,
+        200,
         |seed| {
             let mut rng = StdRng::seed_from_u64(seed ^ 0x1eae);
             let mut cfg = config(seed, 6, 0.02, &mut rng);
@@ -252,7 +252,7 @@ fn sim_leave_is_left_at_once_and_the_departed_are_reaped() {
 /// the cluster converges within 30 s (the reconnect interval is 5 s).
 #[test]
 fn sim_partition_is_detected_and_heals() {
-    swarm("sim_partition_is_detected_and_heals", 2000, 100, |seed| {
+    swarm("sim_partition_is_detected_and_heals", 2000, 200, |seed| {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x9a27);
         let n = rng.random_range(4..=8);
         let mut sim = Sim::new(config(seed, n, 0.02, &mut rng));
@@ -304,7 +304,7 @@ fn sim_partition_is_detected_and_heals() {
 /// within 4 s, and nobody else ever is.
 #[test]
 fn sim_two_crashes_among_twenty_members() {
-    swarm("sim_two_crashes_among_twenty_members", 3000, 24, |seed| {
+    swarm("sim_two_crashes_among_twenty_members", 3000, 40, |seed| {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x2020);
         let mut sim = Sim::new(config(seed, 20, 0.05, &mut rng));
         join(&mut sim, 15 * SECOND)?;
@@ -330,7 +330,7 @@ fn sim_two_crashes_among_twenty_members() {
 /// everywhere, remove the old one everywhere) without losing anyone.
 #[test]
 fn sim_key_rotation_keeps_the_cluster() {
-    swarm("sim_key_rotation_keeps_the_cluster", 4000, 30, |seed| {
+    swarm("sim_key_rotation_keeps_the_cluster", 4000, 40, |seed| {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x4e75);
         let mut cfg = config(seed, 5, 0.02, &mut rng);
         cfg.encrypt = true;
@@ -377,7 +377,7 @@ fn sim_key_rotation_keeps_the_cluster() {
 /// the member drops the excess, counts it, and the cluster carries on.
 #[test]
 fn sim_a_flooding_peer_is_bounded() {
-    swarm("sim_a_flooding_peer_is_bounded", 5000, 10, |seed| {
+    swarm("sim_a_flooding_peer_is_bounded", 5000, 16, |seed| {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xf100);
         let mut sim = Sim::new(config(seed, 5, 0.0, &mut rng));
         join(&mut sim, 10 * SECOND)?;
