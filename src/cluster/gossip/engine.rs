@@ -121,7 +121,8 @@ pub enum LocalState {
     Defunct,
 }
 
-/// Why an operation was refused. The core's state is unchanged.
+/// Why an operation was refused. The core's state is unchanged, but after `Protocol` (an
+/// encoding failure foca reports mid-operation, which a validated identity never causes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GossipError {
     /// The configuration does not fit together.

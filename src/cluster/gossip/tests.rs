@@ -311,6 +311,69 @@ fn statuses_and_tags_read_as_consul_shows_them() {
     assert!(!client.contains_key("port") && !client.contains_key("bootstrap"));
 }
 
+// ---- the member table ----
+
+#[test]
+fn the_table_turns_foca_changes_into_consuls_events() {
+    use super::members::MemberTable;
+    let now = Instant::now();
+    let reap = (Duration::from_secs(10), Duration::from_secs(5));
+    let mut t = MemberTable::default();
+    let mut ev = Vec::new();
+    let a1 = Node::new("a", addr("192.0.2.1:8301"), 1, Tags::client("dc1"));
+    t.up(&a1, now, &mut ev);
+    t.set_suspect(&a1, true, now, &mut ev);
+    t.set_suspect(&a1, false, now, &mut ev);
+    let mut a2 = a1.next_generation().unwrap();
+    a2.tags.expect = 3;
+    t.rename(&a1, &a2, now, reap, &mut ev);
+    t.down(&a2, now, reap, &mut ev);
+    t.up(&a2, now, &mut ev); // back, as after a rejoin
+    // Another node takes the address under another name: the old name failed.
+    let b = Node::new("b", a1.addr, 5, Tags::client("dc1"));
+    t.rename(&a2, &b, now, reap, &mut ev);
+    let kinds: Vec<(EventKind, &str)> = ev.iter().map(|e| (e.kind, e.member.name())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventKind::Joined, "a"),
+            (EventKind::Suspect, "a"),
+            (EventKind::Alive, "a"),
+            (EventKind::Updated, "a"),
+            (EventKind::Failed, "a"),
+            (EventKind::Joined, "a"),
+            (EventKind::Failed, "a"),
+            (EventKind::Joined, "b"),
+        ]
+    );
+    // A second live address claiming a name is refused and counted, as Consul does.
+    let impostor = Node::new("b", addr("192.0.2.9:8301"), 9, Tags::client("dc1"));
+    ev.clear();
+    t.up(&impostor, now, &mut ev);
+    assert!(ev.is_empty());
+    assert_eq!(t.name_conflicts, 1);
+    assert_eq!(t.get("b").map(Member::addr), Some(a1.addr));
+    // Failed members go after reap_after, left ones after tombstone_after.
+    let mut leaving = b.next_generation().unwrap();
+    leaving.leaving = true;
+    t.down(&leaving, now, reap, &mut ev);
+    assert_eq!(t.get("b").map(|m| m.status), Some(MemberStatus::Left));
+    assert_eq!(
+        t.reap(now + Duration::from_secs(6), &mut ev),
+        Some(now + Duration::from_secs(10))
+    );
+    assert!(t.get("b").is_none(), "left: tombstone after 5 s");
+    assert_eq!(t.get("a").map(|m| m.status), Some(MemberStatus::Failed));
+    assert_eq!(t.reap(now + Duration::from_secs(10), &mut ev), None);
+    assert!(t.get("a").is_none(), "failed: reaped after 10 s");
+    let reaped: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.kind == EventKind::Reaped)
+        .map(|e| e.member.name())
+        .collect();
+    assert_eq!(reaped, ["b", "a"]);
+}
+
 // ---- the core by hand ----
 
 fn core(name: &str, at: &str, key: Option<&str>, seed: u8) -> Gossip {
