@@ -15,7 +15,7 @@ use super::guard::{RateLimiter, ReplayGuard};
 use super::keyring::{KeyError, Keyring};
 use super::members::{EventKind, Member, MemberEvent, MemberStatus, MemberTable};
 use super::node::Node;
-use super::wire::{self, FLAG_JOIN, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
+use super::wire::{self, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
 
 /// Datagrams waiting for the shell; past this the oldest is dropped (and counted).
 pub const MAX_TRANSMITS: usize = 1024;
@@ -27,6 +27,8 @@ pub const MAX_SEEDS: usize = 16;
 pub const MAX_RATE_SOURCES: usize = 4096;
 /// Sender sessions with a replay window.
 pub const MAX_SESSIONS: usize = 4096;
+/// Live members told directly of a leave; the rest learn it by gossip.
+pub const MAX_LEAVE_NOTICES: usize = 512;
 /// Timers handled in one `handle_timeout` call at most (the rest stay due).
 const MAX_TIMERS_PER_CALL: usize = 10_000;
 
@@ -69,6 +71,8 @@ pub struct Counters {
     pub dropped_replay: u64,
     /// Decoded but refused by the protocol (e.g. claims to come from this member).
     pub dropped_protocol: u64,
+    /// Arrived after this member left.
+    pub dropped_left: u64,
     /// Datagrams dropped because the shell did not take them (over [`MAX_TRANSMITS`]).
     pub dropped_transmits: u64,
     /// Events dropped because the shell did not take them (over [`MAX_EVENTS`]).
@@ -98,6 +102,10 @@ pub enum WakeReason {
     Scan,
     /// Try to reach failed members (or the join addresses when alone).
     Reconnect,
+    /// A join got no answer yet: announce to the join addresses again.
+    JoinRetry,
+    /// Repeat the leave notices.
+    LeaveNotice,
 }
 
 /// This member's own standing.
@@ -113,7 +121,8 @@ pub enum LocalState {
     Defunct,
 }
 
-/// Why an operation was refused. The core's state is unchanged.
+/// Why an operation was refused. The core's state is unchanged, but after `Protocol` (an
+/// encoding failure foca reports mid-operation, which a validated identity never causes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GossipError {
     /// The configuration does not fit together.
@@ -151,6 +160,10 @@ enum Timer {
     Scan,
     /// Reach failed members, or the join addresses when alone.
     Reconnect,
+    /// Announce to the join addresses again, backing off, until a member answers.
+    JoinRetry,
+    /// Tell every live member of the leave a second time.
+    LeaveNotice,
 }
 
 /// What foca asked for during one call, collected and then handled by the core.
@@ -197,7 +210,22 @@ pub struct Gossip {
     new_events: Vec<MemberEvent>,
     counters: Counters,
     seeds: VecDeque<SocketAddr>,
+    /// The next join retry's back-off, while a join is unanswered.
+    join_backoff: Option<Duration>,
+    /// A member list (foca's feed) arrived since the last join.
+    got_feed: bool,
+    /// The packet being handled suspects us: (its sender, the incarnation suspected).
+    refute: Option<(Node, foca::Incarnation)>,
+    /// The sender of the packet being handled.
+    inspected_src: Option<Node>,
+    /// The packet being handled carries an identity of our address at this generation or
+    /// above: we restarted with a generation too low (a clock set back) and must outrank it.
+    outranked: Option<u32>,
+    /// The packet being handled is an announce from an older generation of a member we
+    /// know: the identity to show it, so it can outrank it.
+    outranks: Option<foca::Member<Node>>,
     scratch: Vec<u8>,
+    readdressed: Vec<u8>,
     /// The cluster size foca's timing was last scaled for.
     scaled_for: usize,
     last_wake: Option<WakeReason>,
@@ -262,7 +290,14 @@ impl Gossip {
             new_events: Vec::new(),
             counters: Counters::default(),
             seeds: VecDeque::new(),
+            join_backoff: None,
+            got_feed: false,
+            refute: None,
+            inspected_src: None,
+            outranked: None,
+            outranks: None,
             scratch: Vec::new(),
+            readdressed: Vec::new(),
             scaled_for: 1,
             last_wake: None,
         };
@@ -280,6 +315,11 @@ impl Gossip {
         let c = &mut self.counters;
         c.packets_in += 1;
         c.bytes_in += packet.len() as u64;
+        if self.left {
+            // A member that left answers nothing (foca would still refute suspicions).
+            c.dropped_left += 1;
+            return;
+        }
         if packet.len() > self.config.max_packet_size {
             c.dropped_oversized += 1;
             return;
@@ -311,15 +351,18 @@ impl Gossip {
             c.dropped_replay += 1;
             return;
         }
-        let result = if header.flags & FLAG_JOIN != 0 {
-            match self.readdress_join() {
-                Some(()) => self.swim.handle_data(&self.scratch, &mut self.rt),
-                None => Err(foca::Error::MalformedPacket),
-            }
+        let result = if self.inspect() {
+            self.swim.handle_data(&self.readdressed, &mut self.rt)
         } else {
             self.swim
                 .handle_data(&self.scratch[FRAME_HEADER..], &mut self.rt)
         };
+        if result.is_ok() {
+            self.refute_to();
+        }
+        self.refute = None;
+        self.outrank(from);
+        self.show_newer_generation();
         match result {
             Ok(()) => self.counters.accepted += 1,
             Err(
@@ -331,22 +374,157 @@ impl Gossip {
             }
         }
         self.after_swim(now, Some(from));
+        self.inspected_src = None;
     }
 
-    /// A join's announce is addressed to a placeholder (the joiner knows our address, not
-    /// our name): check it is exactly that and address it to us, in `scratch`.
-    fn readdress_join(&mut self) -> Option<()> {
-        let payload = self.scratch.get(FRAME_HEADER..)?;
-        let (mut header, rest) = postcard::take_from_bytes::<foca::Header<Node>>(payload).ok()?;
-        if header.message != foca::Message::Announce || !rest.is_empty() {
-            return None;
+    /// Looks at foca's packet in `scratch` before foca does, for three things foca does not
+    /// do. It takes only packets addressed to its current identity, but two kinds addressed
+    /// otherwise are ours all the same and are readdressed into `readdressed` (`true`
+    /// then): a join's announce, sent to a placeholder (the joiner knows an address, not our
+    /// name), and packets to an older generation of us (sent before the sender heard we
+    /// rejoined; dropping them made members that rejoined at once, as after a partition,
+    /// fail each other's probes). It notes a member list (the answer to a join). And it
+    /// notes a suspicion of us carried in a gossip, for [`Gossip::refute_to`].
+    fn inspect(&mut self) -> bool {
+        let Some(payload) = self.scratch.get(FRAME_HEADER..) else {
+            return false;
+        };
+        let Ok((mut header, rest)) = postcard::take_from_bytes::<foca::Header<Node>>(payload)
+        else {
+            return false;
+        };
+        let me = self.swim.identity();
+        self.inspected_src = Some(header.src.clone());
+        if header.message == foca::Message::Feed {
+            self.got_feed = true;
         }
-        if !header.dst.is_placeholder() {
-            return None;
+        let carries_updates = !matches!(
+            header.message,
+            foca::Message::Announce | foca::Message::TurnUndead | foca::Message::Broadcast
+        );
+        if carries_updates {
+            let seen = about_me(me, rest);
+            self.refute = seen.suspected.map(|i| (header.src.clone(), i));
+            self.outranked = seen.outranked;
+        } else if header.message == foca::Message::Announce {
+            self.outranks = self.newer_generation_of(&header.src);
         }
-        header.dst = self.swim.identity().clone();
-        self.scratch = postcard::to_allocvec(&header).ok()?;
-        Some(())
+        if header.dst == *me {
+            return false;
+        }
+        let join = header.message == foca::Message::Announce && header.dst.is_placeholder();
+        // "You are down" to an older generation is old news: the rejoin answered it.
+        let older_me = header.dst.addr == me.addr
+            && header.dst.generation < me.generation
+            && header.message != foca::Message::TurnUndead;
+        if !join && !older_me {
+            return false;
+        }
+        header.dst = me.clone();
+        self.readdressed.clear();
+        match postcard::to_extend(&header, std::mem::take(&mut self.readdressed)) {
+            Ok(mut v) => {
+                v.extend_from_slice(rest);
+                self.readdressed = v;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The member we know at `src`'s address, if its generation is above `src`'s (the
+    /// member restarted with a generation too low: foca would ignore its announce).
+    fn newer_generation_of(&self, src: &Node) -> Option<foca::Member<Node>> {
+        self.swim
+            .iter_membership_state()
+            .find(|m| m.id().addr == src.addr && m.id().generation > src.generation)
+            .cloned()
+    }
+
+    /// Shows an announcer the newer identity we know for its address (see
+    /// [`Gossip::outrank`] on its side).
+    fn show_newer_generation(&mut self) {
+        let Some(known) = self.outranks.take() else {
+            return;
+        };
+        let Some(to) = self.inspected_src.clone() else {
+            return;
+        };
+        let me = self.swim.identity().clone();
+        if let Some(p) = craft(&me, 0, &to, foca::Message::Gossip, Some(&known)) {
+            self.queue(&to, &p);
+        }
+    }
+
+    /// Our address has an identity at our generation or above out there: a restart with
+    /// a generation too low (the Unix time on a board whose clock went back). foca would
+    /// renew one generation at a time, each refused, for as long as the cluster remembers
+    /// the old one (`reap_after`); take the generation above it at once and announce again.
+    fn outrank(&mut self, from: SocketAddr) {
+        let Some(above) = self.outranked.take() else {
+            return;
+        };
+        let current = self.swim.identity().generation;
+        if self.left || self.defunct || above < current {
+            return;
+        }
+        let Some(generation) = above.checked_add(1) else {
+            return;
+        };
+        let mut next = self.swim.identity().clone();
+        next.generation = generation;
+        next.leaving = false;
+        tracing::info!(
+            "gossip: this address is known at generation {above}; rejoining as {generation}"
+        );
+        if let Err(e) = self.swim.change_identity(next.clone(), &mut self.rt) {
+            tracing::warn!("gossip: outranking an old identity: {e}");
+            return;
+        }
+        self.counters.rejoins += 1;
+        self.local.node = next;
+        if let Err(e) = self.swim.announce(Node::placeholder(from), &mut self.rt) {
+            tracing::debug!("gossip: announce after outranking: {e}");
+        }
+    }
+
+    /// Tells every live member (up to [`MAX_LEAVE_NOTICES`]) that our leaving identity is
+    /// down: foca's own leave reaches only a few random members.
+    fn send_leave_notices(&mut self) {
+        let leaving = self.local.node.clone();
+        let live: Vec<Node> = self
+            .table
+            .with_status(MemberStatus::Alive)
+            .take(MAX_LEAVE_NOTICES)
+            .map(|m| m.node.clone())
+            .collect();
+        let down = foca::Member::down(leaving.clone());
+        for to in live {
+            match craft(&leaving, 0, &to, foca::Message::Gossip, Some(&down)) {
+                Some(payload) => self.queue(&to, &payload),
+                None => tracing::warn!("gossip: encoding the leave notice failed"),
+            }
+        }
+    }
+
+    /// foca refutes a suspicion by raising its incarnation and gossiping to a few random
+    /// members, which may leave out the one that suspects: answer whoever told us, at once,
+    /// with our liveness at the refuting incarnation (foca's own is at least that).
+    fn refute_to(&mut self) {
+        let Some((to, incarnation)) = self.refute.take() else {
+            return;
+        };
+        let Some(next) = incarnation.checked_add(1) else {
+            return;
+        };
+        let me = self.swim.identity().clone();
+        if to.is_placeholder() || to.addr == me.addr {
+            return;
+        }
+        let alive = foca::Member::new(me.clone(), next, State::Alive);
+        if let Some(p) = craft(&me, next, &to, foca::Message::Gossip, Some(&alive)) {
+            self.queue(&to, &p);
+        }
     }
 
     /// Handles every timer due at `now`.
@@ -376,6 +554,16 @@ impl Gossip {
                     self.last_wake = Some(WakeReason::Reconnect);
                     self.reconnect(now);
                     self.arm(now + self.config.reconnect_interval, Timer::Reconnect);
+                }
+                Timer::JoinRetry => {
+                    self.last_wake = Some(WakeReason::JoinRetry);
+                    self.retry_join(now);
+                }
+                Timer::LeaveNotice => {
+                    self.last_wake = Some(WakeReason::LeaveNotice);
+                    if self.left {
+                        self.send_leave_notices();
+                    }
                 }
             }
         }
@@ -417,6 +605,13 @@ impl Gossip {
             };
         }
         let result = self.swim.announce(Node::placeholder(addr), &mut self.rt);
+        self.got_feed = false;
+        if self.join_backoff.is_none() {
+            // UDP may lose the announce: ask again soon, then less often.
+            let first = self.config.probe_interval;
+            self.join_backoff = Some(first);
+            self.arm(now + first, Timer::JoinRetry);
+        }
         self.after_swim(now, None);
         result.map_err(protocol)
     }
@@ -437,11 +632,13 @@ impl Gossip {
         let result = self
             .swim
             .change_identity(leaving.clone(), &mut self.rt)
-            .and_then(|()| self.swim.leave_cluster(&mut self.rt))
-            // Two more rounds: the leave reaches up to 3 * indirect_checks members at once.
-            .and_then(|()| self.swim.gossip(&mut self.rt))
-            .and_then(|()| self.swim.gossip(&mut self.rt));
+            .and_then(|()| self.swim.leave_cluster(&mut self.rt));
+        // foca tells a few random members; tell every live one at once, and once more a
+        // moment later in case a datagram was lost.
         self.left = true;
+        self.local.node = leaving.clone();
+        self.send_leave_notices();
+        self.arm(now + self.config.probe_timeout, Timer::LeaveNotice);
         self.local = Member {
             node: leaving,
             status: MemberStatus::Left,
@@ -608,12 +805,28 @@ impl Gossip {
     fn after_swim(&mut self, now: Instant, mut from: Option<SocketAddr>) {
         let reap = (self.config.reap_after, self.config.tombstone_after);
         let mut rejoined = false;
+        let mut idle = false;
+        let mut hellos: Vec<Node> = Vec::new();
         loop {
             let timers = std::mem::take(&mut self.rt.timers);
             for (after, t) in timers {
-                if let foca::Timer::ChangeSuspectToDown { member_id, .. } = &t {
+                if let foca::Timer::ChangeSuspectToDown {
+                    member_id,
+                    incarnation,
+                    ..
+                } = &t
+                {
                     self.table
-                        .set_suspect(member_id, true, &mut self.new_events);
+                        .set_suspect(member_id, true, now, &mut self.new_events);
+                    // Lifeguard's buddy system: tell the suspect itself, so it can refute
+                    // even when the gossip about it would not reach it in time.
+                    let suspect =
+                        foca::Member::new(member_id.clone(), *incarnation, State::Suspect);
+                    let me = self.swim.identity().clone();
+                    if let Some(p) = craft(&me, 0, member_id, foca::Message::Gossip, Some(&suspect))
+                    {
+                        self.queue(member_id, &p);
+                    }
                 }
                 self.arm(now + after, Timer::Swim(t));
             }
@@ -625,6 +838,9 @@ impl Gossip {
                             self.table.name_conflicts += 1;
                         } else {
                             self.table.up(&node, now, &mut self.new_events);
+                            if self.inspected_src.as_ref().is_some_and(|src| *src != node) {
+                                hellos.push(node);
+                            }
                         }
                     }
                     OwnedNotification::MemberDown(node) => {
@@ -651,12 +867,22 @@ impl Gossip {
                             self.defunct = true;
                         }
                     }
-                    OwnedNotification::Active | OwnedNotification::Idle => {}
+                    OwnedNotification::Idle => idle = true,
+                    OwnedNotification::Active => {}
                 }
             }
             let sends = std::mem::take(&mut self.rt.sends);
             for (to, data) in sends {
                 self.queue(&to, &data);
+            }
+            // Learned of a member from a third party: say hello, so that it learns of us
+            // even if our own announcement missed it (else it would wait for our probe, up
+            // to a whole probe round of n intervals).
+            let me = self.swim.identity().clone();
+            for to in hellos.drain(..) {
+                if let Some(p) = craft(&me, 0, &to, foca::Message::Gossip, None) {
+                    self.queue(&to, &p);
+                }
             }
             // Declared failed by whoever sent this: tell it at once who we are now.
             if rejoined && let Some(from) = from.take() {
@@ -667,13 +893,37 @@ impl Gossip {
             }
             break;
         }
+        if idle && !self.left {
+            self.forget_backlog();
+        }
         self.rescale();
         self.flush_events();
     }
 
+    /// Alone, foca keeps the changes it could not send (the failures of everyone it lost).
+    /// Sent once it is back, they would declare live members failed: rebuild foca with the
+    /// same identity and member states but no backlog, and drop its pending timers.
+    fn forget_backlog(&mut self) {
+        let states: Vec<foca::Member<Node>> = self.swim.iter_membership_state().cloned().collect();
+        let config = self.config.foca(1, self.keyring.is_some());
+        let rng = StdRng::from_rng(&mut self.rng);
+        let mut swim = Foca::new(self.swim.identity().clone(), config, rng, PostcardCodec);
+        if let Err(e) = swim.apply_many(states.into_iter(), false, &mut self.rt) {
+            tracing::warn!("gossip: restoring member states: {e}");
+            return;
+        }
+        // Only down members were restored: nothing to notify, send or schedule.
+        self.rt.notes.clear();
+        self.rt.sends.clear();
+        self.rt.timers.clear();
+        self.timers.retain(|_, t| !matches!(t, Timer::Swim(_)));
+        self.swim = swim;
+        self.scaled_for = 1;
+    }
+
     fn queue(&mut self, to: &Node, payload: &[u8]) {
         let header = FrameHeader {
-            flags: if to.is_placeholder() { FLAG_JOIN } else { 0 },
+            flags: 0,
             session: self.session,
             seq: self.seq,
         };
@@ -730,8 +980,16 @@ impl Gossip {
     }
 
     /// Suspect flags from foca's view; members foca knows alive that the table lacks (a
-    /// name freed by a conflict); reaping.
+    /// name freed by a conflict); suspicions that ran out here; reaping.
+    ///
+    /// Only the member whose probe failed runs foca's suspicion timer; the others wait for
+    /// its verdict, and one that missed every copy of it would show the member suspect for
+    /// ever. So, as in memberlist, every member times suspicions itself: one still standing,
+    /// at the same incarnation, a probe interval after its timeout is declared failed here.
     fn scan(&mut self, now: Instant) {
+        let n = self.swim.num_members() + 1;
+        let backstop = self.config.suspicion_timeout(n) + self.config.probe_interval;
+        let mut expired: Vec<foca::Member<Node>> = Vec::new();
         for m in self.swim.iter_membership_state() {
             let node = m.id();
             if node.name == self.local.node.name {
@@ -742,7 +1000,19 @@ impl Gossip {
                 (Some(e), State::Alive | State::Suspect) if e.node == *node => {
                     let suspect = m.state() == State::Suspect;
                     if e.suspect != suspect {
-                        self.table.set_suspect(node, suspect, &mut self.new_events);
+                        self.table
+                            .set_suspect(node, suspect, now, &mut self.new_events);
+                    } else if suspect
+                        && self
+                            .table
+                            .suspect_since(node)
+                            .is_some_and(|since| now.saturating_duration_since(since) >= backstop)
+                    {
+                        expired.push(foca::Member::new(
+                            node.clone(),
+                            m.incarnation(),
+                            State::Down,
+                        ));
                     }
                 }
                 (e, State::Alive | State::Suspect)
@@ -753,8 +1023,54 @@ impl Gossip {
                 _ => {}
             }
         }
+        if !expired.is_empty() {
+            if let Err(e) = self
+                .swim
+                .apply_many(expired.into_iter(), true, &mut self.rt)
+            {
+                tracing::debug!("gossip: declaring an expired suspicion: {e}");
+            }
+            self.after_swim(now, None);
+        }
         self.table.reap(now, &mut self.new_events);
         self.flush_events();
+    }
+
+    /// Announces again until a member list arrives (the answer to a join is one datagram;
+    /// when it is lost, a member learns its peers only as they happen to talk to it):
+    /// alone, to every join address; joined, to one random live member. The wait doubles
+    /// each time up to `reconnect_interval` (from then on `reconnect` carries on).
+    fn retry_join(&mut self, now: Instant) {
+        let Some(backoff) = self.join_backoff else {
+            return;
+        };
+        if self.left || self.defunct || self.got_feed {
+            self.join_backoff = None;
+            return;
+        }
+        let targets: Vec<Node> = if self.swim.num_members() == 0 {
+            self.seeds.iter().map(|a| Node::placeholder(*a)).collect()
+        } else {
+            let live: Vec<&Member> = self.table.with_status(MemberStatus::Alive).collect();
+            if live.is_empty() {
+                Vec::new()
+            } else {
+                vec![live[self.rng.random_range(0..live.len())].node.clone()]
+            }
+        };
+        for t in targets {
+            if let Err(e) = self.swim.announce(t, &mut self.rt) {
+                tracing::debug!("gossip: join retry: {e}");
+            }
+        }
+        self.after_swim(now, None);
+        let next = backoff * 2;
+        if next > self.config.reconnect_interval {
+            self.join_backoff = None;
+        } else {
+            self.join_backoff = Some(next);
+            self.arm(now + next, Timer::JoinRetry);
+        }
     }
 
     /// serf's reconnect: with live peers, try one failed member with probability
@@ -792,6 +1108,70 @@ impl Gossip {
         }
         self.after_swim(now, None);
     }
+}
+
+/// A foca packet from `src` to `dst` carrying `update`, or none (foca's layout: header,
+/// `u16` count, members; postcard). The leave, buddy, refutation and hello notices are made
+/// this way.
+fn craft(
+    src: &Node,
+    src_incarnation: foca::Incarnation,
+    dst: &Node,
+    message: foca::Message<Node>,
+    update: Option<&foca::Member<Node>>,
+) -> Option<Vec<u8>> {
+    let header = foca::Header {
+        src: src.clone(),
+        src_incarnation,
+        dst: dst.clone(),
+        message,
+    };
+    let mut payload = postcard::to_allocvec(&header).ok()?;
+    match update {
+        None => {
+            payload.extend_from_slice(&0u16.to_be_bytes());
+            Some(payload)
+        }
+        Some(update) => {
+            payload.extend_from_slice(&1u16.to_be_bytes());
+            postcard::to_extend(update, payload).ok()
+        }
+    }
+}
+
+/// The highest incarnation at which the updates of a gossip (`u16` count, then members)
+/// suspect `me`; `None` if none does or they do not decode.
+/// What the updates of a packet say about us.
+#[derive(Default)]
+struct AboutMe {
+    /// The highest incarnation at which they suspect our identity.
+    suspected: Option<foca::Incarnation>,
+    /// The highest generation of our address they carry, when not below ours and not us.
+    outranked: Option<u32>,
+}
+
+/// Reads a packet's updates (`u16` count, then members) for what they say about `me`;
+/// stops at the first that does not decode (foca will refuse the packet).
+fn about_me(me: &Node, updates: &[u8]) -> AboutMe {
+    let mut seen = AboutMe::default();
+    let Some((count, mut rest)) = updates.split_first_chunk::<2>() else {
+        return seen;
+    };
+    for _ in 0..u16::from_be_bytes(*count) {
+        let Ok((m, r)) = postcard::take_from_bytes::<foca::Member<Node>>(rest) else {
+            break;
+        };
+        rest = r;
+        let id = m.id();
+        if id == me {
+            if m.state() == State::Suspect {
+                seen.suspected = seen.suspected.max(Some(m.incarnation()));
+            }
+        } else if id.addr == me.addr && id.generation >= me.generation {
+            seen.outranked = seen.outranked.max(Some(id.generation));
+        }
+    }
+    seen
 }
 
 fn protocol(e: foca::Error) -> GossipError {

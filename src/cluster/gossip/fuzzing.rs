@@ -73,6 +73,7 @@ pub fn check_counted(core: &Gossip) {
         + c.dropped_decrypt
         + c.dropped_plaintext
         + c.dropped_replay
-        + c.dropped_protocol;
+        + c.dropped_protocol
+        + c.dropped_left;
     assert_eq!(sorted, c.packets_in, "every datagram counted once: {c:?}");
 }

@@ -116,6 +116,8 @@ struct Entry {
     member: Member,
     /// When a failed or left member is to be forgotten.
     reap_at: Option<Instant>,
+    /// Since when this member has been suspect, as far as this member knows.
+    suspect_since: Option<Instant>,
 }
 
 impl MemberTable {
@@ -154,6 +156,7 @@ impl MemberTable {
                 Entry {
                     member,
                     reap_at: None,
+                    suspect_since: None,
                 },
             );
             return;
@@ -175,6 +178,7 @@ impl MemberTable {
         if m.status != MemberStatus::Alive {
             m.status = MemberStatus::Alive;
             m.suspect = false;
+            e.suspect_since = None;
             m.since = now;
             let member = m.clone();
             if let Some(at) = e.reap_at.take() {
@@ -214,6 +218,7 @@ impl MemberTable {
         };
         m.node = node.clone();
         m.suspect = false;
+        e.suspect_since = None;
         if m.status == status {
             return;
         }
@@ -268,7 +273,13 @@ impl MemberTable {
     }
 
     /// Sets the suspect flag of the entry holding `node`'s identity; an event when it flips.
-    pub(crate) fn set_suspect(&mut self, node: &Node, suspect: bool, out: &mut Vec<MemberEvent>) {
+    pub(crate) fn set_suspect(
+        &mut self,
+        node: &Node,
+        suspect: bool,
+        now: Instant,
+        out: &mut Vec<MemberEvent>,
+    ) {
         let Some(e) = self.entries.get_mut(&node.name) else {
             return;
         };
@@ -277,6 +288,7 @@ impl MemberTable {
             return;
         }
         m.suspect = suspect;
+        e.suspect_since = suspect.then_some(now);
         out.push(MemberEvent {
             kind: if suspect {
                 EventKind::Suspect
@@ -285,6 +297,16 @@ impl MemberTable {
             },
             member: m.clone(),
         });
+    }
+
+    /// Since when the member holding `node`'s identity has been suspect.
+    pub(crate) fn suspect_since(&self, node: &Node) -> Option<Instant> {
+        let e = self.entries.get(&node.name)?;
+        if e.member.node == *node && e.member.suspect {
+            e.suspect_since
+        } else {
+            None
+        }
     }
 
     /// Forgets failed and left members whose time is up; returns the next deadline.

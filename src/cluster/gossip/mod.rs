@@ -1,11 +1,15 @@
 //! Cluster membership by SWIM gossip over UDP, as Consul's LAN pool: who is in the cluster,
-//! alive, failed or left, with Consul's tags; packets sealed with the cluster key.
+//! alive, failed or left, with Consul's tags; every packet sealed with the cluster key.
 //!
 //! - [`Gossip`] (`engine.rs`) is the sans-IO core: foca behind our envelope ([`wire`]), the
-//!   rate and replay guards, the member table and named timers.
-//! - [`udp`] is the thin smol shell: one UDP socket, the real clock and OS randomness, and a
-//!   [`udp::GossipHandle`] for the agent.
-//! - [`sim`] runs many cores over a simulated network on virtual time, from one seed.
+//!   rate and replay guards (`guard.rs`), the member table (`members.rs`) and named timers.
+//!   [`Node`] and [`Tags`] (`node.rs`) are the identity every packet carries; [`Keyring`]
+//!   holds the keys; [`GossipConfig`] the timing.
+//! - [`udp`] is the thin smol shell, the only code that touches the gossip socket: the real
+//!   clock, OS randomness, and a [`udp::GossipHandle`] for the agent.
+//! - [`sim`] runs many cores over a simulated network on virtual time, from one seed;
+//!   `examples/gossip_sim.rs` uses it to measure detection time and traffic at scale.
+//! - [`fuzzing`] holds the fuzz entry points the property tests drive.
 //!
 //! # Driver contract
 //!
@@ -20,34 +24,71 @@
 //!
 //! The core reads no clock, owns no socket and draws randomness only from the seed given to
 //! [`Gossip::new`]. Both queues are bounded ([`MAX_TRANSMITS`], [`MAX_EVENTS`]);
-//! what overflows is dropped and counted.
+//! what overflows is dropped and counted. [`Gossip::last_wake_reason`] names the timer that
+//! fired ([`WakeReason`]).
 //!
 //! # For the agent
 //!
-//! Start: [`udp::GossipHandle::bind`] with the bind address, the advertised [`Node`] (name,
-//! address, generation = Unix time, [`Tags`]: role, dc, server port, build, bootstrap,
-//! expect), the [`GossipConfig::lan`] profile (with `reap_after` from `reconnect_timeout`)
-//! and a [`Keyring`] from `-encrypt` if given; spawn the returned driver future on the
-//! executor. Then:
+//! Start: [`udp::GossipHandle::bind`] with the bind address (`-bind`, port 8301), the
+//! advertised [`Node`] (`-node` name, `-advertise` address, generation
+//! [`udp::generation_now`], [`Tags`]: [`Tags::server`] or [`Tags::client`] with `-bootstrap`
+//! and `-bootstrap-expect` set in `bootstrap` and `expect`), [`GossipConfig::lan`] (its
+//! `reap_after` is Consul's `reconnect_timeout`) and a [`Keyring`] from `-encrypt` if given;
+//! spawn the returned driver future on the executor. Then:
 //!
-//! - `-join` / `-retry-join`: [`udp::GossipHandle::join`] with the addresses (retrying is
-//!   the agent's loop; it returns once a member answered or the timeout passed).
-//! - `outpost members`, `/v1/agent/members`: [`udp::GossipHandle::members`]; each
-//!   [`Member`] has the name, address, [`Tags::to_consul`] and
-//!   [`MemberStatus::consul_code`] (1 alive, 3 left, 4 failed; a suspect member is alive
-//!   with [`Member::suspect`] set).
-//! - The catalog's `serfHealth`: [`udp::GossipHandle::subscribe`] and, per [`MemberEvent`]:
-//!   `Joined`/`Alive`/`Updated` register the node (address, tags) with serfHealth passing;
-//!   `Suspect` changes nothing (Consul keeps it passing); `Failed` sets serfHealth
-//!   critical; `Left` and `Reaped` deregister the node. The event channel is bounded: a
-//!   subscriber that falls behind loses events, so on start and after a lag the agent
-//!   reconciles from `members()`.
-//! - `outpost leave` and shutdown: [`udp::GossipHandle::leave`] (others show this node
-//!   left at once), then stop the driver.
-//! - `consul keyring` (`-install`, `-use`, `-remove`, `-list`):
-//!   [`udp::GossipHandle::install_key`] and friends act on this member only; the agent
-//!   applies them on every member, as Consul does through a serf query.
+//! - `-join` / `-retry-join`: [`udp::GossipHandle::join`] with the addresses; it returns
+//!   once a member answered or the timeout passed, and the core keeps retrying the addresses
+//!   while it is alone (`-retry-join`'s interval and attempts are the agent's loop).
+//! - `outpost members`, `/v1/agent/members`: [`udp::GossipHandle::members`], this member
+//!   first. Each [`Member`] has the name, address, [`Tags::to_consul`] (Consul's `Tags`
+//!   map) and [`MemberStatus::consul_code`] (`Status`: 1 alive, 3 left, 4 failed). A
+//!   suspect member is alive with [`Member::suspect`] set, as Consul shows it.
+//! - The catalog's `serfHealth`, from [`udp::GossipHandle::subscribe`], per
+//!   [`MemberEvent`]: `Joined`, `Alive` and `Updated` register the node (address, tags)
+//!   with serfHealth passing; `Suspect` changes nothing (Consul keeps it passing); `Failed`
+//!   sets serfHealth critical; `Left` and `Reaped` deregister the node. The channel is
+//!   bounded: a subscriber that falls behind loses events
+//!   ([`udp::GossipHandle::lagged_events`] counts them), so the agent reconciles from
+//!   `members()` on start and after a lag.
+//! - `outpost leave` and shutdown: [`udp::GossipHandle::leave`] (the others show this
+//!   member left at once), then [`udp::GossipHandle::shutdown`].
+//! - `consul keyring -list|-install|-use|-remove`: [`udp::GossipHandle::list_keys`],
+//!   [`udp::GossipHandle::install_key`], [`udp::GossipHandle::use_key`],
+//!   [`udp::GossipHandle::remove_key`] act on this member only; the agent applies them on
+//!   every member (Consul does it with a serf query), installing everywhere before `use`.
 //! - `outpost keygen`: [`keygen_os`].
+//! - Metrics: [`udp::GossipHandle::counters`] ([`Counters`]: every datagram received is
+//!   accepted or dropped for one named reason).
+//!
+//! # How it works
+//!
+//! foca runs SWIM with suspicion (probe, indirect probes, suspect, down), piggybacked and
+//! periodic gossip, and rejoin by identity renewal: an identity declared down cannot come
+//! back, so a member that finds itself declared failed takes the next generation of its
+//! identity ([`Node::generation`]), which wins over the old one. A leave is a down
+//! declaration of an identity flagged `leaving`, so others show it as left, not failed.
+//!
+//! Around foca the core adds what Consul's memberlist and serf do and foca does not, each
+//! found missing by the simulator: every member times suspicions it hears of (not only the
+//! one whose probe failed), the suspect is told directly (Lifeguard's buddy system) and
+//! answers whoever suspected it at once; a member learned from a third party gets a hello,
+//! so the two know each other without waiting a probe round; failed members are retried
+//! with probability failed/alive (serf's reconnect), which heals partitions; joins retry
+//! until a member list arrives; packets to an older generation of a member are readdressed
+//! (members that rejoin together, as after a partition, would fail each other's probes);
+//! a member left alone forgets the changes it could not send, which would otherwise
+//! declare live members failed when it comes back; a leave is told to every live member.
+//!
+//! The envelope ([`wire`]) is ours: ChaCha20-Poly1305 with a random nonce per packet (fast
+//! in software on boards without AES instructions, such as the Raspberry Pi 4; from
+//! aws-lc-rs, the crypto the binary already links), the version byte as associated data,
+//! and inside it the sender's session and packet number for a 128-packet replay window.
+//! Every bound is a constant here: [`MAX_RATE_SOURCES`], [`MAX_SESSIONS`],
+//! [`MAX_SEEDS`], [`MAX_LEAVE_NOTICES`], [`MAX_KEYS`], the packet size in [`GossipConfig`].
+//!
+//! Limits: without `-encrypt` anyone who reaches the port can join or speak for others; the
+//! rate limit is per source address, which a spoofer can vary; node names must be unique
+//! (a second live node claiming a name is ignored and counted, as Consul refuses it).
 
 mod config;
 mod engine;
@@ -61,12 +102,14 @@ pub mod udp;
 pub mod wire;
 
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::config::{ConfigError, GossipConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
 pub use self::engine::{
-    Counters, Gossip, GossipError, LocalState, MAX_EVENTS, MAX_RATE_SOURCES, MAX_SEEDS,
-    MAX_SESSIONS, MAX_TRANSMITS, Transmit, WakeReason,
+    Counters, Gossip, GossipError, LocalState, MAX_EVENTS, MAX_LEAVE_NOTICES, MAX_RATE_SOURCES,
+    MAX_SEEDS, MAX_SESSIONS, MAX_TRANSMITS, Transmit, WakeReason,
 };
 pub use self::guard::{RateLimiter, ReplayGuard};
 pub use self::keyring::{KEY_LEN, KeyError, Keyring, MAX_KEYS, keygen, keygen_os, parse_key};

@@ -272,7 +272,14 @@ impl Sim {
     /// Member `i` starts again (a restart: empty state, the next generation) and joins
     /// member `to`.
     pub fn restart(&mut self, i: usize, to: usize) {
-        self.nodes[i].generation += 1;
+        let next = self.nodes[i].generation + 1;
+        self.restart_at(i, to, next);
+    }
+
+    /// Member `i` starts again at `generation` (lower than before: a clock set back) and
+    /// joins member `to`.
+    pub fn restart_at(&mut self, i: usize, to: usize, generation: u32) {
+        self.nodes[i].generation = generation;
         self.start_core(i);
         self.join(i, to);
     }
@@ -329,7 +336,17 @@ impl Sim {
 
     /// Runs until `done` holds (checked every 50 ms of virtual time) or until `until`
     /// (since the start); whether it held.
-    pub fn run_until(&mut self, until: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+    pub fn run_until(&mut self, until: Duration, done: impl FnMut(&Sim) -> bool) -> bool {
+        self.run_until_every(until, Duration::from_millis(50), done)
+    }
+
+    /// [`Sim::run_until`], checking `done` every `step` of virtual time.
+    pub fn run_until_every(
+        &mut self,
+        until: Duration,
+        step: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> bool {
         loop {
             if done(self) {
                 return true;
@@ -337,7 +354,7 @@ impl Sim {
             if self.elapsed() >= until {
                 return false;
             }
-            let next = (self.elapsed() + Duration::from_millis(50)).min(until);
+            let next = (self.elapsed() + step).min(until);
             self.run_to(next);
         }
     }
@@ -461,6 +478,27 @@ impl Sim {
         self.nodes[i].core.as_ref()
     }
 
+    /// Runs `f` on member `i`'s core (unless it crashed), then sends what it produced.
+    pub fn with_core<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Gossip, Instant) -> R,
+    ) -> Option<R> {
+        let now = self.now;
+        let r = self.nodes[i].core.as_mut().map(|c| f(c, now));
+        self.settle(i);
+        r
+    }
+
+    /// Delivers `bytes` to member `to` now, as if sent from `from` (a misbehaving peer).
+    pub fn inject(&mut self, from: SocketAddr, to: usize, bytes: &[u8]) {
+        let now = self.now;
+        if let Some(core) = self.nodes[to].core.as_mut() {
+            core.handle_packet(now, from, bytes);
+        }
+        self.settle(to);
+    }
+
     /// How `observer` sees `subject`: its status, or `None` if it does not know it (or the
     /// observer crashed).
     pub fn status(&self, observer: usize, subject: usize) -> Option<MemberStatus> {
@@ -471,21 +509,23 @@ impl Sim {
     /// Every running member sees every other running member alive, and every crashed or
     /// departed one not alive.
     pub fn converged(&self) -> bool {
-        let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].life == Life::Up)
-            .collect();
-        up.iter().all(|&o| {
-            (0..self.nodes.len()).all(|s| {
-                if s == o {
-                    return true;
+        let up = self.nodes.iter().filter(|n| n.life == Life::Up).count();
+        self.nodes.iter().enumerate().all(|(o, node)| {
+            let Some(core) = node.core.as_ref().filter(|_| node.life == Life::Up) else {
+                return true;
+            };
+            let mut alive_up = 0;
+            for m in core.members().skip(1) {
+                if m.status != MemberStatus::Alive {
+                    continue;
                 }
-                let status = self.status(o, s);
-                if self.nodes[s].life == Life::Up {
-                    status == Some(MemberStatus::Alive)
-                } else {
-                    status != Some(MemberStatus::Alive)
+                match self.by_name.get(m.name()) {
+                    Some(&s) if s != o && self.nodes[s].life == Life::Up => alive_up += 1,
+                    // Alive to this member, but crashed or departed.
+                    _ => return false,
                 }
-            })
+            }
+            alive_up == up - 1
         })
     }
 
@@ -513,13 +553,15 @@ impl Sim {
 }
 
 /// The seeds a simulation test runs: `OUTPOST_SIM_SEED` alone if set (to replay a failure),
-/// else `count` seeds from `first`.
+/// else `count` seeds from `first`, or `OUTPOST_SIM_SEEDS` of them if set (for a longer soak).
 pub fn seeds(first: u64, count: u64) -> Vec<u64> {
-    match std::env::var("OUTPOST_SIM_SEED")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    match var("OUTPOST_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (first..first + count).collect(),
+        None => (first..first + var("OUTPOST_SIM_SEEDS").unwrap_or(count)).collect(),
     }
 }

@@ -184,25 +184,39 @@ impl GossipHandle {
     }
 
     /// Leaves gracefully (Consul's `leave`): the others show this member left at once.
-    /// Returns when the leave has been sent, or after `timeout`. Stop the driver afterwards
-    /// (or [`GossipHandle::join`] again).
+    /// Returns once the leave notices have been sent twice (a probe timeout apart), or
+    /// after `timeout`. Stop the driver afterwards (or [`GossipHandle::join`] again).
     pub async fn leave(&self, timeout: Duration) -> Result<(), GossipError> {
-        let before = self.shared.rounds.load(Ordering::Acquire);
-        self.shared.core().leave(Instant::now())?;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let repeat = {
+            let mut core = self.shared.core();
+            core.leave(started)?;
+            core.config().probe_timeout
+        };
         self.shared.wake.notify(usize::MAX);
-        let deadline = Instant::now() + timeout;
-        // The round after the one under way when we asked has sent the leave.
-        while self.shared.rounds.load(Ordering::Acquire) < before + 2
-            && Instant::now() < deadline
-            && !self.shared.stop.load(Ordering::Acquire)
-        {
+        // The round under way may have drained the queue before the notices were in it:
+        // the one after it has sent them.
+        self.rounds_after(2, deadline).await;
+        // The core repeats the notices a probe timeout later.
+        Timer::at((started + repeat * 2).min(deadline)).await;
+        self.rounds_after(1, deadline).await;
+        Ok(())
+    }
+
+    /// Waits until the driver has finished `n` more rounds, it stopped, or `deadline`.
+    async fn rounds_after(&self, n: u64, deadline: Instant) {
+        let target = self.shared.rounds.load(Ordering::Acquire) + n;
+        loop {
             let round = self.shared.round.listen();
-            if self.shared.rounds.load(Ordering::Acquire) >= before + 2 {
-                break;
+            if self.shared.rounds.load(Ordering::Acquire) >= target
+                || self.shared.stop.load(Ordering::Acquire)
+                || Instant::now() >= deadline
+            {
+                return;
             }
             round.or(wait_until(deadline)).await;
         }
-        Ok(())
     }
 
     /// Changes this member's tags; the others see an `Updated` event.
@@ -331,8 +345,10 @@ async fn drive(socket: UdpSocket, shared: Arc<Shared>, max_packet: usize) {
             match socket.recv_from(&mut buf).await {
                 Ok((n, from)) => Wake::Datagram(n, from),
                 Err(e) => {
-                    // ICMP errors from earlier sends surface here; nothing to do but go on.
+                    // ICMP errors from earlier sends surface here; go on, without spinning
+                    // if the error persists.
                     tracing::debug!("gossip socket: {e}");
+                    Timer::after(Duration::from_millis(10)).await;
                     Wake::Changed
                 }
             }

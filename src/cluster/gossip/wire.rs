@@ -24,15 +24,14 @@ pub const PLAIN_OVERHEAD: usize = 1 + FRAME_HEADER;
 /// Bytes a sealed envelope adds to foca's packet.
 pub const SEALED_OVERHEAD: usize = 1 + NONCE_LEN + FRAME_HEADER + TAG_LEN;
 
-/// Frame flag: foca's packet is an announce sent to a [`super::Node::placeholder`]; the
-/// receiver addresses it to itself (a join knows an address, not a name).
-pub const FLAG_JOIN: u8 = 0x01;
-const KNOWN_FLAGS: u8 = FLAG_JOIN;
+/// Flags this version knows (none yet: the byte is reserved, and a packet with any flag set
+/// is refused rather than misread).
+const KNOWN_FLAGS: u8 = 0;
 
 /// The frame header, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
-    /// [`FLAG_JOIN`] or 0.
+    /// Reserved: 0.
     pub flags: u8,
     /// Chosen at random by the sender when it starts; the replay window is per session.
     pub session: u64,
