@@ -12,10 +12,14 @@ use rand::{Rng, RngExt, SeedableRng};
 
 use super::config::{ConfigError, GossipConfig};
 use super::guard::{RateLimiter, ReplayGuard};
-use super::keyring::{KeyError, Keyring};
+use super::keyring::{KEY_LEN, KeyError, Keyring, parse_key};
 use super::members::{EventKind, Member, MemberEvent, MemberStatus, MemberTable};
 use super::node::Node;
-use super::wire::{self, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
+use super::query::{
+    KeyringMessage, KeyringOp, KeyringReport, MAX_QUERY_TARGETS, MemberAnswer, Pending, Taken,
+    error_text, keys_per_part,
+};
+use super::wire::{self, FLAG_KEYRING, FRAME_HEADER, FrameHeader, NONCE_LEN, OpenError};
 
 /// Datagrams waiting for the shell; past this the oldest is dropped (and counted).
 pub const MAX_TRANSMITS: usize = 1024;
@@ -29,6 +33,11 @@ pub const MAX_RATE_SOURCES: usize = 4096;
 pub const MAX_SESSIONS: usize = 4096;
 /// Live members told directly of a leave; the rest learn it by gossip.
 pub const MAX_LEAVE_NOTICES: usize = 512;
+/// Finished keyring reports kept for the shell to take; past this the oldest is dropped.
+pub const MAX_REPORTS: usize = 8;
+/// Sender sessions whose last keyring query id is remembered (to ignore older queries that
+/// arrive late); past this the oldest is forgotten.
+pub const MAX_QUERY_SOURCES: usize = 64;
 /// Timers handled in one `handle_timeout` call at most (the rest stay due).
 const MAX_TIMERS_PER_CALL: usize = 10_000;
 
@@ -73,6 +82,11 @@ pub struct Counters {
     pub dropped_protocol: u64,
     /// Arrived after this member left.
     pub dropped_left: u64,
+    /// A keyring reply not expected (late, duplicate, from a member not asked), or a
+    /// keyring query older than one already answered for its sender.
+    pub dropped_stale: u64,
+    /// Keyring queries answered.
+    pub keyring_queries: u64,
     /// Datagrams dropped because the shell did not take them (over [`MAX_TRANSMITS`]).
     pub dropped_transmits: u64,
     /// Events dropped because the shell did not take them (over [`MAX_EVENTS`]).
@@ -106,6 +120,8 @@ pub enum WakeReason {
     JoinRetry,
     /// Repeat the leave notices.
     LeaveNotice,
+    /// Ask the members that have not answered a keyring query again, or end it.
+    KeyringQuery,
 }
 
 /// This member's own standing.
@@ -146,6 +162,9 @@ pub enum GossipError {
     /// A change of tags after leaving.
     #[error("this member has left the cluster; join again first")]
     Left,
+    /// A keyring query while this member's previous one is under way.
+    #[error("a keyring operation is already under way on this agent; try again")]
+    QueryBusy,
     /// foca refused (an encoding error: the identity does not fit a packet).
     #[error("gossip protocol: {0}")]
     Protocol(String),
@@ -164,6 +183,8 @@ enum Timer {
     JoinRetry,
     /// Tell every live member of the leave a second time.
     LeaveNotice,
+    /// Ask again whoever has not answered keyring query `id`, or end it at its deadline.
+    KeyringQuery(u64),
 }
 
 /// What foca asked for during one call, collected and then handled by the core.
@@ -229,6 +250,16 @@ pub struct Gossip {
     /// The cluster size foca's timing was last scaled for.
     scaled_for: usize,
     last_wake: Option<WakeReason>,
+    /// Grows with every change of the keyring, local or asked by a query.
+    keyring_version: u64,
+    /// The last keyring query id this member used.
+    query_id: u64,
+    /// This member's keyring query under way.
+    pending: Option<Pending>,
+    /// Finished keyring queries, for the shell to take (up to [`MAX_REPORTS`]).
+    reports: VecDeque<KeyringReport>,
+    /// The last keyring query id seen per sender session (up to [`MAX_QUERY_SOURCES`]).
+    queries_seen: VecDeque<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Gossip {
@@ -300,6 +331,11 @@ impl Gossip {
             readdressed: Vec::new(),
             scaled_for: 1,
             last_wake: None,
+            keyring_version: 0,
+            query_id: 0,
+            pending: None,
+            reports: VecDeque::new(),
+            queries_seen: VecDeque::new(),
         };
         core.arm(now + core.config.gossip_interval, Timer::Scan);
         core.arm(now + core.config.reconnect_interval, Timer::Reconnect);
@@ -349,6 +385,10 @@ impl Gossip {
         }
         if !self.replay.check(header.session, header.seq, now) {
             c.dropped_replay += 1;
+            return;
+        }
+        if header.flags & FLAG_KEYRING != 0 {
+            self.handle_keyring(from, header.session);
             return;
         }
         let result = if self.inspect() {
@@ -565,6 +605,10 @@ impl Gossip {
                         self.send_leave_notices();
                     }
                 }
+                Timer::KeyringQuery(id) => {
+                    self.last_wake = Some(WakeReason::KeyringQuery);
+                    self.query_round(now, id);
+                }
             }
         }
     }
@@ -766,32 +810,283 @@ impl Gossip {
             .list())
     }
 
-    /// Installs `key` (base64); it opens packets at once and seals after
-    /// [`Gossip::use_key`].
+    /// Installs `key` (base64) on this member only; it opens packets at once and seals
+    /// after [`Gossip::use_key`].
     pub fn install_key(&mut self, key: &str) -> Result<(), GossipError> {
-        Ok(self
-            .keyring
-            .as_mut()
-            .ok_or(GossipError::NotEncrypted)?
-            .install(key)?)
+        self.change_keys(|k| k.install(key))
     }
 
-    /// Makes the installed `key` the primary (sealing) key.
+    /// Makes the installed `key` the primary (sealing) key of this member only.
     pub fn use_key(&mut self, key: &str) -> Result<(), GossipError> {
-        Ok(self
-            .keyring
-            .as_mut()
-            .ok_or(GossipError::NotEncrypted)?
-            .use_key(key)?)
+        self.change_keys(|k| k.use_key(key))
     }
 
-    /// Removes `key` (not the primary).
+    /// Removes `key` (not the primary) from this member only.
     pub fn remove_key(&mut self, key: &str) -> Result<(), GossipError> {
-        Ok(self
-            .keyring
-            .as_mut()
-            .ok_or(GossipError::NotEncrypted)?
-            .remove(key)?)
+        self.change_keys(|k| k.remove(key))
+    }
+
+    /// Grows with every change of this member's keyring, made here or by another member's
+    /// keyring query: the shell persists the keyring when it moves.
+    pub fn keyring_version(&self) -> u64 {
+        self.keyring_version
+    }
+
+    /// Applies `f` to the keyring; the version grows when the keys changed.
+    fn change_keys(
+        &mut self,
+        f: impl FnOnce(&mut Keyring) -> Result<(), KeyError>,
+    ) -> Result<(), GossipError> {
+        let ring = self.keyring.as_mut().ok_or(GossipError::NotEncrypted)?;
+        let before = ring.list();
+        f(ring)?;
+        if ring.list() != before {
+            self.keyring_version += 1;
+        }
+        Ok(())
+    }
+
+    fn apply_key_op(&mut self, op: KeyringOp, key: Option<[u8; KEY_LEN]>) -> Result<(), GossipError> {
+        use base64::Engine;
+        let key = key.map(|k| base64::engine::general_purpose::STANDARD.encode(k));
+        match (op, key.as_deref()) {
+            (KeyringOp::List, _) => self.list_keys().map(|_| ()),
+            (KeyringOp::Install, Some(k)) => self.install_key(k),
+            (KeyringOp::Use, Some(k)) => self.use_key(k),
+            (KeyringOp::Remove, Some(k)) => self.remove_key(k),
+            (_, None) => Err(KeyError::Length(0).into()),
+        }
+    }
+
+    // ---- keyring queries (`consul keyring`, on every live member) ----
+
+    /// Starts a keyring query: `op` (with `key` in base64, but for `List`) is sent sealed to
+    /// every live member, each applies it and answers with its result and keys; this member
+    /// applies it too, after the query is sealed (so that a `use` reaches members with the
+    /// key it replaces). Members that have not answered are asked again every
+    /// `probe_interval` (at most [`MAX_QUERY_TARGETS`] a round) until `timeout`. One query
+    /// at a time ([`GossipError::QueryBusy`]); take its report with
+    /// [`Gossip::take_keyring_report`] once [`Gossip::keyring_query_done`]. Returns the
+    /// query's id.
+    pub fn start_keyring_query(
+        &mut self,
+        now: Instant,
+        op: KeyringOp,
+        key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<u64, GossipError> {
+        if self.keyring.is_none() {
+            return Err(GossipError::NotEncrypted);
+        }
+        if self.left {
+            return Err(GossipError::Left);
+        }
+        if self.pending.is_some() {
+            return Err(GossipError::QueryBusy);
+        }
+        let key = match (op.takes_key(), key) {
+            (false, _) => None,
+            (true, Some(k)) => Some(parse_key(k)?),
+            (true, None) => return Err(KeyError::Length(0).into()),
+        };
+        let targets = self
+            .table
+            .with_status(MemberStatus::Alive)
+            .map(|m| (m.node.name.clone(), m.node.addr))
+            .collect();
+        let failed = self
+            .table
+            .with_status(MemberStatus::Failed)
+            .map(|m| m.node.name.clone())
+            .collect();
+        self.query_id += 1;
+        let id = self.query_id;
+        self.pending = Some(Pending::new(id, op, key, now + timeout, targets, failed));
+        self.send_queries(id, op, key);
+        let error = self
+            .apply_key_op(op, key)
+            .err()
+            .map(|e| error_text(&e.to_string()));
+        let answer = MemberAnswer {
+            error,
+            keys: self.list_keys().unwrap_or_default(),
+        };
+        let name = self.local.node.name.clone();
+        if let Some(p) = self.pending.as_mut() {
+            p.answer(&name, answer);
+        }
+        self.query_round_after(now, id);
+        Ok(id)
+    }
+
+    /// Whether keyring query `id` has finished (its report waits to be taken).
+    pub fn keyring_query_done(&self, id: u64) -> bool {
+        self.reports.iter().any(|r| r.id == id)
+    }
+
+    /// Takes the report of keyring query `id`, once finished (kept until taken, up to
+    /// [`MAX_REPORTS`]).
+    pub fn take_keyring_report(&mut self, id: u64) -> Option<KeyringReport> {
+        let i = self.reports.iter().position(|r| r.id == id)?;
+        self.reports.remove(i)
+    }
+
+    /// Sends query `id` to the members that have not answered, up to
+    /// [`MAX_QUERY_TARGETS`].
+    fn send_queries(&mut self, id: u64, op: KeyringOp, key: Option<[u8; KEY_LEN]>) {
+        let Some(p) = &self.pending else {
+            return;
+        };
+        let to: Vec<SocketAddr> = p
+            .unanswered()
+            .take(MAX_QUERY_TARGETS)
+            .map(|(_, a)| *a)
+            .collect();
+        let Some(bytes) = (KeyringMessage::Query { id, op, key }).encode() else {
+            return;
+        };
+        for addr in to {
+            self.queue_to(addr, FLAG_KEYRING, &bytes);
+        }
+    }
+
+    /// Ends query `id` if everyone answered, else schedules its next round.
+    fn query_round_after(&mut self, now: Instant, id: u64) {
+        let Some(p) = &self.pending else {
+            return;
+        };
+        if p.complete() {
+            self.finish_query();
+            return;
+        }
+        let at = (now + self.config.probe_interval).min(p.deadline);
+        self.arm(at, Timer::KeyringQuery(id));
+    }
+
+    /// A round of query `id`: past its deadline it ends; else the members that have not
+    /// answered are asked again.
+    fn query_round(&mut self, now: Instant, id: u64) {
+        let Some(p) = &self.pending else {
+            return;
+        };
+        if p.id != id {
+            return;
+        }
+        if now >= p.deadline {
+            self.finish_query();
+            return;
+        }
+        let (op, key) = (p.op, p.key);
+        self.send_queries(id, op, key);
+        self.query_round_after(now, id);
+    }
+
+    fn finish_query(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        if self.reports.len() >= MAX_REPORTS {
+            self.reports.pop_front();
+        }
+        self.reports.push_back(p.finish());
+    }
+
+    /// A keyring message (the frame said so) in `scratch`: a query is applied and
+    /// answered, a reply is taken by the query under way. Only a member with a keyring acts
+    /// on them, so only a sender holding one of its keys can.
+    fn handle_keyring(&mut self, from: SocketAddr, session: u64) {
+        let msg = self
+            .scratch
+            .get(FRAME_HEADER..)
+            .and_then(KeyringMessage::decode);
+        let Some(msg) = msg else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        if self.keyring.is_none() {
+            self.counters.dropped_protocol += 1;
+            return;
+        }
+        match msg {
+            KeyringMessage::Query { id, op, key } => {
+                if !self.fresh_query(session, id) {
+                    self.counters.dropped_stale += 1;
+                    return;
+                }
+                self.counters.accepted += 1;
+                self.counters.keyring_queries += 1;
+                let error = self
+                    .apply_key_op(op, key)
+                    .err()
+                    .map(|e| error_text(&e.to_string()));
+                self.reply(from, id, error);
+            }
+            KeyringMessage::Reply {
+                id,
+                name,
+                error,
+                part,
+                parts,
+                keys,
+            } => {
+                let taken = self
+                    .pending
+                    .as_mut()
+                    .map(|p| p.take(id, &name, error, part, parts, keys));
+                if taken != Some(Taken::Yes) {
+                    self.counters.dropped_stale += 1;
+                    return;
+                }
+                self.counters.accepted += 1;
+                if self.pending.as_ref().is_some_and(Pending::complete) {
+                    self.finish_query();
+                }
+            }
+        }
+    }
+
+    /// Whether query `id` of `session` is not older than the last one seen from it (a query
+    /// repeated, as its initiator does until answered, is answered again).
+    fn fresh_query(&mut self, session: u64, id: u64) -> bool {
+        if let Some(seen) = self.queries_seen.iter_mut().find(|(s, _)| *s == session) {
+            if id < seen.1 {
+                return false;
+            }
+            seen.1 = id;
+            return true;
+        }
+        if self.queries_seen.len() >= MAX_QUERY_SOURCES {
+            self.queries_seen.pop_front();
+        }
+        self.queries_seen.push_back((session, id));
+        true
+    }
+
+    /// Answers query `id` to `to`: the error if any, and the keys, in as many datagrams as
+    /// the packet size needs.
+    fn reply(&mut self, to: SocketAddr, id: u64, error: Option<String>) {
+        let keys = self.keyring.as_ref().map(Keyring::raw).unwrap_or_default();
+        let per = keys_per_part(self.config.max_packet_size);
+        let chunks: Vec<Vec<[u8; KEY_LEN]>> = if keys.is_empty() {
+            vec![Vec::new()]
+        } else {
+            keys.chunks(per).map(<[_]>::to_vec).collect()
+        };
+        let parts = u8::try_from(chunks.len()).unwrap_or(u8::MAX);
+        for (part, keys) in chunks.into_iter().enumerate() {
+            let msg = KeyringMessage::Reply {
+                id,
+                name: self.local.node.name.clone(),
+                error: error.clone(),
+                part: u8::try_from(part).unwrap_or(u8::MAX),
+                parts,
+                keys,
+            };
+            match msg.encode() {
+                Some(bytes) => self.queue_to(to, FLAG_KEYRING, &bytes),
+                None => tracing::warn!("gossip: encoding a keyring reply failed"),
+            }
+        }
     }
 
     // ---- internals ----
@@ -922,8 +1217,13 @@ impl Gossip {
     }
 
     fn queue(&mut self, to: &Node, payload: &[u8]) {
+        self.queue_to(to.addr, 0, payload);
+    }
+
+    /// Seals `payload` with `flags` in a new datagram to `to`, now.
+    fn queue_to(&mut self, to: SocketAddr, flags: u8, payload: &[u8]) {
         let header = FrameHeader {
-            flags: 0,
+            flags,
             session: self.session,
             seq: self.seq,
         };
@@ -944,7 +1244,7 @@ impl Gossip {
             self.counters.dropped_transmits += 1;
         }
         self.transmits.push_back(Transmit {
-            destination: to.addr,
+            destination: to,
             contents,
         });
     }

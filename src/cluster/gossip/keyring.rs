@@ -151,6 +151,11 @@ impl Keyring {
         self.keys.iter().map(Key::encoded).collect()
     }
 
+    /// The installed keys' bytes, the primary first.
+    pub(crate) fn raw(&self) -> Vec<[u8; KEY_LEN]> {
+        self.keys.iter().map(|k| k.bytes).collect()
+    }
+
     /// The primary key in base64.
     pub fn primary(&self) -> String {
         self.keys[0].encoded()

@@ -97,6 +97,7 @@ mod guard;
 mod keyring;
 mod members;
 mod node;
+mod query;
 pub mod sim;
 pub mod udp;
 pub mod wire;
@@ -108,10 +109,14 @@ mod tests;
 
 pub use self::config::{ConfigError, GossipConfig, MAX_PACKET_SIZE, MIN_PACKET_SIZE};
 pub use self::engine::{
-    Counters, Gossip, GossipError, LocalState, MAX_EVENTS, MAX_LEAVE_NOTICES, MAX_RATE_SOURCES,
-    MAX_SEEDS, MAX_SESSIONS, MAX_TRANSMITS, Transmit, WakeReason,
+    Counters, Gossip, GossipError, LocalState, MAX_EVENTS, MAX_LEAVE_NOTICES, MAX_QUERY_SOURCES,
+    MAX_RATE_SOURCES, MAX_REPORTS, MAX_SEEDS, MAX_SESSIONS, MAX_TRANSMITS, Transmit, WakeReason,
 };
 pub use self::guard::{RateLimiter, ReplayGuard};
 pub use self::keyring::{KEY_LEN, KeyError, Keyring, MAX_KEYS, keygen, keygen_os, parse_key};
 pub use self::members::{EventKind, Member, MemberEvent, MemberStatus};
 pub use self::node::{MAX_ENCODED_NODE, MAX_NAME, MAX_TAG, Node, Role, Tags};
+pub use self::query::{
+    KeyringMessage, KeyringOp, KeyringReport, MAX_ERROR_TEXT, MAX_QUERY_TARGETS, MemberAnswer,
+    keys_per_part,
+};

@@ -1,12 +1,12 @@
 //! The gossip envelope: decode and encode only. Every datagram is a version byte, then either
 //! the frame in the clear (no keyring) or a nonce and the frame sealed with
 //! ChaCha20-Poly1305; the frame carries flags, the sender's session and a packet number (for
-//! replay detection), then foca's packet.
+//! replay detection), then foca's packet, or a keyring query message when the flags say so.
 //!
 //! ```text
 //! plain:  [0x00] [frame]
 //! sealed: [0x01] [nonce: 12] [sealed frame] [tag: 16]      (the version byte is the AAD)
-//! frame:  [flags: 1] [session: u64 LE] [seq: u64 LE] [foca packet]
+//! frame:  [flags: 1] [session: u64 LE] [seq: u64 LE] [foca packet | keyring message]
 //! ```
 
 use super::keyring::{Keyring, TAG_LEN};
@@ -24,14 +24,17 @@ pub const PLAIN_OVERHEAD: usize = 1 + FRAME_HEADER;
 /// Bytes a sealed envelope adds to foca's packet.
 pub const SEALED_OVERHEAD: usize = 1 + NONCE_LEN + FRAME_HEADER + TAG_LEN;
 
-/// Flags this version knows (none yet: the byte is reserved, and a packet with any flag set
-/// is refused rather than misread).
-const KNOWN_FLAGS: u8 = 0;
+/// Flag: the frame carries a keyring query message (`query.rs`), not a foca packet. Being
+/// inside the sealed frame, it is authenticated like the rest.
+pub const FLAG_KEYRING: u8 = 0x01;
+/// Flags this version knows; a packet with any other flag set is refused rather than
+/// misread.
+const KNOWN_FLAGS: u8 = FLAG_KEYRING;
 
 /// The frame header, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
-    /// Reserved: 0.
+    /// 0 for a foca packet, [`FLAG_KEYRING`] for a keyring query message.
     pub flags: u8,
     /// Chosen at random by the sender when it starts; the replay window is per session.
     pub session: u64,
