@@ -162,6 +162,9 @@ pub enum GossipError {
     /// A change of tags after leaving.
     #[error("this member has left the cluster; join again first")]
     Left,
+    /// The shell's driver has stopped.
+    #[error("gossip has stopped on this agent")]
+    Stopped,
     /// A keyring query while this member's previous one is under way.
     #[error("a keyring operation is already under way on this agent; try again")]
     QueryBusy,
@@ -846,7 +849,11 @@ impl Gossip {
         Ok(())
     }
 
-    fn apply_key_op(&mut self, op: KeyringOp, key: Option<[u8; KEY_LEN]>) -> Result<(), GossipError> {
+    fn apply_key_op(
+        &mut self,
+        op: KeyringOp,
+        key: Option<[u8; KEY_LEN]>,
+    ) -> Result<(), GossipError> {
         use base64::Engine;
         let key = key.map(|k| base64::engine::general_purpose::STANDARD.encode(k));
         match (op, key.as_deref()) {

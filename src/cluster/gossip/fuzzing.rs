@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Gossip, GossipConfig, Keyring, Node, Tags};
+use super::wire::{self, FLAG_KEYRING, FrameHeader};
+use super::{Gossip, GossipConfig, Keyring, KeyringOp, Node, Tags};
 
 /// The key the sealed fuzz core uses (fixed: fuzzing needs no secrecy).
 pub const FUZZ_KEY: &str = "Ym9vdHN0cmFwLWtleS1mb3ItZnV6emluZy0zMmJ5dGU=";
@@ -37,8 +38,28 @@ pub fn packet(data: &[u8]) {
     }
 }
 
+/// Feeds `data` as a keyring message to a sealed core: sealed with [`FUZZ_KEY`], the
+/// keyring flag set, so it reaches the message decoder; checks that it was counted once.
+pub fn keyring_message(data: &[u8]) {
+    let now = Instant::now();
+    let mut b = core(2, true, now);
+    let ring = Keyring::new(FUZZ_KEY).unwrap_or_else(|e| unreachable!("the fuzz key parses: {e}"));
+    let header = FrameHeader {
+        flags: FLAG_KEYRING,
+        session: 1,
+        seq: 0,
+    };
+    let mut packet = Vec::new();
+    if wire::seal(Some(&ring), [3; 12], header, data, &mut packet) {
+        b.handle_packet(now, addr(1), &packet);
+    }
+    b.handle_timeout(now + Duration::from_secs(1));
+    while b.poll_transmit().is_some() {}
+    check_counted(&b);
+}
+
 /// Valid datagrams from a short exchange of two cores (a join and its answer, probes),
-/// in the clear or sealed: material for mutation.
+/// in the clear or sealed, and sealed a keyring query and its answer: material for mutation.
 pub fn valid_packets(sealed: bool) -> Vec<Vec<u8>> {
     let start = Instant::now();
     let mut a = core(1, sealed, start);
@@ -49,6 +70,9 @@ pub fn valid_packets(sealed: bool) -> Vec<Vec<u8>> {
     }
     for step in 0..40u64 {
         let now = start + Duration::from_millis(50 * step);
+        if sealed && step == 20 {
+            let _ = a.start_keyring_query(now, KeyringOp::List, None, Duration::from_secs(1));
+        }
         a.handle_timeout(now);
         b.handle_timeout(now);
         while let Some(t) = a.poll_transmit() {
@@ -74,6 +98,7 @@ pub fn check_counted(core: &Gossip) {
         + c.dropped_plaintext
         + c.dropped_replay
         + c.dropped_protocol
-        + c.dropped_left;
+        + c.dropped_left
+        + c.dropped_stale;
     assert_eq!(sorted, c.packets_in, "every datagram counted once: {c:?}");
 }

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
-use super::{EventKind, Gossip, GossipConfig, Keyring, MemberStatus, Node, Tags, keygen};
+use super::{
+    EventKind, Gossip, GossipConfig, GossipError, Keyring, KeyringOp, KeyringReport, MemberStatus,
+    Node, Tags, keygen,
+};
 
 /// The simulated network's behaviour.
 #[derive(Clone, Debug, PartialEq)]
@@ -488,6 +491,29 @@ impl Sim {
         let r = self.nodes[i].core.as_mut().map(|c| f(c, now));
         self.settle(i);
         r
+    }
+
+    /// Runs a keyring query from member `i` (as `consul keyring` sent to its agent) until
+    /// it ends, at most `timeout` of virtual time; its report.
+    pub fn keyring_query(
+        &mut self,
+        i: usize,
+        op: KeyringOp,
+        key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<KeyringReport, GossipError> {
+        let id = self
+            .with_core(i, |c, now| c.start_keyring_query(now, op, key, timeout))
+            .ok_or(GossipError::Stopped)??;
+        let until = self.elapsed() + timeout + Duration::from_millis(1);
+        self.run_until_every(until, Duration::from_millis(1), |sim| {
+            sim.core(i).is_none_or(|c| c.keyring_query_done(id))
+        });
+        self.nodes[i]
+            .core
+            .as_mut()
+            .and_then(|c| c.take_keyring_report(id))
+            .ok_or(GossipError::Stopped)
     }
 
     /// Delivers `bytes` to member `to` now, as if sent from `from` (a misbehaving peer).

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::sim::{Life, Sim, SimConfig, SimEvent, seeds};
-use super::{EventKind, MemberStatus, keygen};
+use super::{EventKind, KeyringOp, KeyringReport, MemberStatus, keygen};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -371,6 +371,148 @@ fn sim_key_rotation_keeps_the_cluster() {
         }
         no_false_failures(&sim, |_| false)
     });
+}
+
+/// Every member's keys, by index (none for a crashed member).
+fn keyrings(sim: &Sim) -> Vec<Option<Vec<String>>> {
+    (0..sim.len())
+        .map(|i| sim.core(i).and_then(|c| c.list_keys().ok()))
+        .collect()
+}
+
+/// A report is honest: every member it says applied the operation holds `want` (checked
+/// by `holds`), and every live member that does not is named in it (missing or an error).
+fn honest(sim: &Sim, r: &KeyringReport, holds: impl Fn(&[String]) -> bool) -> Result<(), String> {
+    for (i, keys) in keyrings(sim).iter().enumerate() {
+        let name = format!("n{i}");
+        let Some(keys) = keys else { continue };
+        let applied = r.answers.get(&name).is_some_and(|a| a.error.is_none());
+        if applied && !holds(keys) {
+            return Err(format!("{name} reported applied, holds {keys:?}: {r:?}"));
+        }
+        let named = r.missing.contains(&name) || r.messages().contains_key(&name);
+        if !holds(keys) && !named {
+            return Err(format!("{name} not updated and not reported: {r:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The whole rotation asked of ONE member, as `consul keyring` sent to one agent: install,
+/// use and remove each reach every live member through up to 5% loss (with duplicates and
+/// reordering), the reports count every member, nobody is declared failed, and the old key
+/// opens nothing afterwards.
+#[test]
+fn sim_keyring_queries_rotate_the_key_from_one_member() {
+    swarm(
+        "sim_keyring_queries_rotate_the_key_from_one_member",
+        6000,
+        24,
+        |seed| {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x6b65);
+            let n = rng.random_range(3..=8);
+            let mut cfg = config(seed, n, 0.05, &mut rng);
+            cfg.encrypt = true;
+            let mut sim = Sim::new(cfg);
+            join(&mut sim, 10 * SECOND)?;
+            let from = rng.random_range(0..n);
+            let old = sim
+                .core(0)
+                .and_then(|c| c.list_keys().ok())
+                .unwrap_or_default();
+            let new = keygen(&mut rng);
+            let timeout = 3 * SECOND;
+            let steps = [
+                (KeyringOp::Install, Some(new.as_str())),
+                (KeyringOp::Use, Some(new.as_str())),
+                (KeyringOp::Remove, Some(old[0].as_str())),
+            ];
+            for (op, key) in steps {
+                let r = sim
+                    .keyring_query(from, op, key, timeout)
+                    .map_err(|e| format!("{op:?}: {e}"))?;
+                honest(&sim, &r, |keys| match op {
+                    KeyringOp::Install => keys.contains(&new),
+                    KeyringOp::Use => keys.first() == Some(&new),
+                    _ => !keys.contains(&old[0]),
+                })?;
+                if !r.ok() || r.num_nodes() != n {
+                    return Err(format!("{op:?} from n{from} did not reach all {n}: {r:?}"));
+                }
+                sim.run_for(Duration::from_millis(rng.random_range(0..500)));
+            }
+            let list = sim
+                .keyring_query(from, KeyringOp::List, None, timeout)
+                .map_err(|e| format!("list: {e}"))?;
+            let want = [(new.clone(), n)].into();
+            if list.keys() != want || list.primary_keys() != want || list.num_nodes() != n {
+                return Err(format!("list after the rotation: {list:?}"));
+            }
+            if let Some((i, k)) = keyrings(&sim)
+                .iter()
+                .enumerate()
+                .find(|(_, k)| k.as_deref() != Some(std::slice::from_ref(&new)))
+            {
+                return Err(format!("n{i} holds {k:?}"));
+            }
+            sim.run_for(3 * SECOND);
+            if !sim.converged() {
+                return Err(format!("not converged after the rotation:{}", views(&sim)));
+            }
+            no_false_failures(&sim, |_| false)
+        },
+    );
+}
+
+/// A member that crashed is reported as not answering (the operation is applied by the
+/// rest); once known failed, it is listed as failed and not waited for; an operation
+/// every member refuses (removing the primary) reports each member's error.
+#[test]
+fn sim_keyring_query_reports_who_did_not_apply_it() {
+    swarm(
+        "sim_keyring_query_reports_who_did_not_apply_it",
+        6100,
+        12,
+        |seed| {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x7265);
+            let mut cfg = config(seed, 5, 0.02, &mut rng);
+            cfg.encrypt = true;
+            let mut sim = Sim::new(cfg);
+            join(&mut sim, 10 * SECOND)?;
+            let primary = sim
+                .core(0)
+                .and_then(|c| c.list_keys().ok())
+                .unwrap_or_default();
+            let new = keygen(&mut rng);
+            sim.crash(3);
+            let r = sim
+                .keyring_query(1, KeyringOp::Install, Some(&new), 2 * SECOND)
+                .map_err(|e| e.to_string())?;
+            if r.missing != ["n3"] || r.num_nodes() != 5 || r.ok() || r.messages().len() != 1 {
+                return Err(format!("the crashed n3 not reported alone: {r:?}"));
+            }
+            honest(&sim, &r, |k| k.contains(&new))?;
+            if !sim.run_until(sim.elapsed() + 5 * SECOND, |s| {
+                s.all_see(3, MemberStatus::Failed)
+            }) {
+                return Err(format!("n3 not failed:{}", views(&sim)));
+            }
+            let r = sim
+                .keyring_query(2, KeyringOp::List, None, 2 * SECOND)
+                .map_err(|e| e.to_string())?;
+            if !r.ok() || r.failed != ["n3"] || r.num_nodes() != 4 || r.keys()[&new] != 4 {
+                return Err(format!("list with n3 failed: {r:?}"));
+            }
+            let r = sim
+                .keyring_query(0, KeyringOp::Remove, Some(&primary[0]), 2 * SECOND)
+                .map_err(|e| e.to_string())?;
+            let msgs = r.messages();
+            if r.ok() || msgs.len() != 4 || !msgs.values().all(|m| m.contains("primary")) {
+                return Err(format!("removing the primary: {r:?}"));
+            }
+            no_false_failures(&sim, |e| e.subject == 3)
+        },
+    );
 }
 
 /// A peer flooding one member with junk and replays of real packets is cut to its rate:

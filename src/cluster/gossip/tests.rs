@@ -505,6 +505,188 @@ fn junk_oversized_and_wrongly_keyed_datagrams_are_dropped_and_counted() {
     fuzzing::check_counted(&b);
 }
 
+// ---- keyring queries ----
+
+/// A keyring message datagram, sealed with `key` (in the clear without one).
+fn keyring_packet(key: Option<&str>, seq: u64, msg: &KeyringMessage) -> Vec<u8> {
+    let ring = key.map(|k| Keyring::new(k).unwrap());
+    let header = FrameHeader {
+        flags: wire::FLAG_KEYRING,
+        session: 77,
+        seq,
+    };
+    let mut out = Vec::new();
+    assert!(wire::seal(
+        ring.as_ref(),
+        [5; 12],
+        header,
+        &msg.encode().unwrap(),
+        &mut out
+    ));
+    out
+}
+
+fn install(id: u64, key: &str) -> KeyringMessage {
+    KeyringMessage::Query {
+        id,
+        op: KeyringOp::Install,
+        key: Some(parse_key(key).unwrap()),
+    }
+}
+
+#[test]
+fn only_a_query_sealed_with_a_held_key_is_applied_and_answered() {
+    let now = Instant::now();
+    let from = addr("192.0.2.9:8301");
+    let mut b = core("b", "192.0.2.2:8301", Some(K1), 2);
+    // Forged with another key, in the clear, sealed junk: dropped, counted, unanswered.
+    b.handle_packet(now, from, &keyring_packet(Some(K2), 0, &install(1, K2)));
+    b.handle_packet(now, from, &keyring_packet(None, 1, &install(1, K2)));
+    b.handle_packet(now, from, &sealed_junk());
+    let c = b.counters().clone();
+    assert_eq!(
+        (c.dropped_decrypt, c.dropped_plaintext, c.dropped_malformed),
+        (1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(b.poll_transmit(), None);
+    assert_eq!(b.list_keys().unwrap(), vec![K1]);
+    assert_eq!(b.keyring_version(), 0);
+
+    // Sealed with the cluster key: applied and answered to the sender with the keys.
+    b.handle_packet(now, from, &keyring_packet(Some(K1), 3, &install(4, K2)));
+    assert_eq!(b.list_keys().unwrap(), vec![K1, K2]);
+    assert_eq!(b.keyring_version(), 1);
+    let t = b.poll_transmit().unwrap();
+    assert_eq!(t.destination, from);
+    let mut scratch = Vec::new();
+    let ring = Keyring::new(K1).unwrap();
+    let h = wire::open(Some(&ring), &t.contents, &mut scratch).unwrap();
+    assert_eq!(h.flags, wire::FLAG_KEYRING);
+    let KeyringMessage::Reply {
+        id,
+        name,
+        error,
+        keys,
+        ..
+    } = KeyringMessage::decode(&scratch[wire::FRAME_HEADER..]).unwrap()
+    else {
+        panic!("not a reply");
+    };
+    assert_eq!((id, name.as_str(), error), (4, "b", None));
+    assert_eq!(keys, vec![parse_key(K1).unwrap(), parse_key(K2).unwrap()]);
+    // Repeated (its initiator asks until answered): answered again, nothing changes.
+    b.handle_packet(now, from, &keyring_packet(Some(K1), 4, &install(4, K2)));
+    assert!(b.poll_transmit().is_some());
+    assert_eq!(b.keyring_version(), 1);
+    // Older than one answered (a late copy), or a reply nobody asked for: stale.
+    b.handle_packet(now, from, &keyring_packet(Some(K1), 5, &install(3, K2)));
+    let reply = KeyringMessage::Reply {
+        id: 1,
+        name: "x".into(),
+        error: None,
+        part: 0,
+        parts: 1,
+        keys: vec![],
+    };
+    b.handle_packet(now, from, &keyring_packet(Some(K1), 6, &reply));
+    assert_eq!(b.counters().dropped_stale, 2);
+    assert_eq!(b.poll_transmit(), None);
+    assert_eq!(b.counters().keyring_queries, 2);
+    fuzzing::check_counted(&b);
+
+    // A member without encryption acts on no keyring message.
+    let mut p = core("p", "192.0.2.3:8301", None, 3);
+    p.handle_packet(now, from, &keyring_packet(None, 0, &install(1, K2)));
+    assert_eq!(p.counters().dropped_protocol, 1);
+    assert_eq!(p.poll_transmit(), None);
+    assert!(matches!(
+        p.start_keyring_query(now, KeyringOp::List, None, Duration::from_secs(1)),
+        Err(GossipError::NotEncrypted)
+    ));
+}
+
+fn sealed_junk() -> Vec<u8> {
+    let ring = Keyring::new(K1).unwrap();
+    let header = FrameHeader {
+        flags: wire::FLAG_KEYRING,
+        session: 78,
+        seq: 0,
+    };
+    let mut out = Vec::new();
+    assert!(wire::seal(
+        Some(&ring),
+        [6; 12],
+        header,
+        &[9, 9, 9],
+        &mut out
+    ));
+    out
+}
+
+/// At the smallest packet size a full keyring does not fit one reply: it comes in parts,
+/// each within the packet, and the initiator puts them together.
+#[test]
+fn a_full_keyring_is_answered_in_parts_that_each_fit_a_packet() {
+    let now = Instant::now();
+    let config = GossipConfig {
+        max_packet_size: MIN_PACKET_SIZE,
+        ..GossipConfig::lan()
+    };
+    let mk = |name: &str, at: &str, seed: u8| {
+        let node = Node::new(name, addr(at), 1, Tags::client("dc1"));
+        Gossip::new(
+            config.clone(),
+            node,
+            Some(Keyring::new(K1).unwrap()),
+            [seed; 32],
+            now,
+        )
+        .unwrap()
+    };
+    let mut a = mk("a", "192.0.2.1:8301", 1);
+    let mut b = mk(&"b".repeat(MAX_NAME), "192.0.2.2:8301", 2);
+    a.join(now, b.local().addr()).unwrap();
+    exchange(&mut a, &mut b, now);
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut keys = vec![K1.to_string()];
+    while keys.len() < MAX_KEYS {
+        let k = keygen(&mut rng);
+        b.install_key(&k).unwrap();
+        keys.push(k);
+    }
+    let id = a
+        .start_keyring_query(now, KeyringOp::List, None, Duration::from_secs(2))
+        .unwrap();
+    assert_eq!(
+        a.start_keyring_query(now, KeyringOp::List, None, Duration::from_secs(2)),
+        Err(GossipError::QueryBusy),
+        "one query at a time"
+    );
+    let query = a.poll_transmit().unwrap();
+    b.handle_packet(now, a.local().addr(), &query.contents);
+    let parts: Vec<Transmit> = std::iter::from_fn(|| b.poll_transmit()).collect();
+    assert_eq!(
+        parts.len(),
+        MAX_KEYS.div_ceil(keys_per_part(MIN_PACKET_SIZE))
+    );
+    for p in parts.iter().rev() {
+        assert!(p.contents.len() <= MIN_PACKET_SIZE, "{}", p.contents.len());
+        a.handle_packet(now, b.local().addr(), &p.contents);
+    }
+    assert!(a.keyring_query_done(id));
+    let r = a.take_keyring_report(id).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.answers[&"b".repeat(MAX_NAME)].keys, keys);
+    assert_eq!(r.keys()[K1], 2);
+    assert_eq!(r.primary_keys().len(), 1);
+    assert_eq!(r.num_nodes(), 2);
+    // The query is over: a part arriving again is stale.
+    a.handle_packet(now, b.local().addr(), &parts[0].contents);
+    assert_eq!(a.counters().dropped_replay + a.counters().dropped_stale, 1);
+    fuzzing::check_counted(&a);
+}
+
 #[test]
 fn timers_say_why_the_core_woke() {
     let now = Instant::now();
@@ -676,6 +858,14 @@ mod props {
             p.extend_from_slice(&0u64.to_le_bytes());
             p.extend_from_slice(&payload);
             fuzzing::packet(&p);
+        }
+
+        /// Any bytes as a sealed keyring message: no panic, each counted once.
+        #[test]
+        fn any_keyring_message_is_handled(
+            data in proptest::collection::vec(any::<u8>(), 0..700),
+        ) {
+            fuzzing::keyring_message(&data);
         }
 
         /// Real packets, mutated: in the clear they reach foca's decoder half-valid; sealed,

@@ -14,8 +14,8 @@ use event_listener::Event;
 use futures_lite::FutureExt;
 
 use super::{
-    Counters, Gossip, GossipConfig, GossipError, Keyring, LocalState, Member, MemberEvent, Node,
-    Tags,
+    Counters, Gossip, GossipConfig, GossipError, Keyring, KeyringOp, KeyringReport, LocalState,
+    Member, MemberEvent, Node, Tags,
 };
 
 /// Events buffered per subscriber; a subscriber further behind loses events (counted in
@@ -273,24 +273,91 @@ impl GossipHandle {
         rx
     }
 
-    /// Installed keys in base64, the primary first (`consul keyring -list`, this member).
+    /// Installed keys in base64, the primary first (this member's).
     pub fn list_keys(&self) -> Result<Vec<String>, GossipError> {
         self.shared.core().list_keys()
     }
 
-    /// Installs a key (`consul keyring -install`, this member).
+    /// Installs a key on this member only.
     pub fn install_key(&self, key: &str) -> Result<(), GossipError> {
-        self.shared.core().install_key(key)
+        let r = self.shared.core().install_key(key);
+        self.shared.wake.notify(usize::MAX);
+        r
     }
 
-    /// Makes an installed key the primary (`consul keyring -use`, this member).
+    /// Makes an installed key the primary, on this member only.
     pub fn use_key(&self, key: &str) -> Result<(), GossipError> {
-        self.shared.core().use_key(key)
+        let r = self.shared.core().use_key(key);
+        self.shared.wake.notify(usize::MAX);
+        r
     }
 
-    /// Removes a key other than the primary (`consul keyring -remove`, this member).
+    /// Removes a key other than the primary, on this member only.
     pub fn remove_key(&self, key: &str) -> Result<(), GossipError> {
-        self.shared.core().remove_key(key)
+        let r = self.shared.core().remove_key(key);
+        self.shared.wake.notify(usize::MAX);
+        r
+    }
+
+    /// `consul keyring -list|-install|-use|-remove` on the whole cluster: `op` (with `key`
+    /// in base64, but for `List`) goes sealed to every live member and to this one, and the
+    /// report says what each answered, who did not answer within `timeout`, and who is known
+    /// failed (not asked). A query already under way on this member is waited for first,
+    /// within the same `timeout`. Errors only when nothing was sent: no encryption, a bad
+    /// key, this member left, gossip stopped or still busy at the deadline.
+    pub async fn keyring_query(
+        &self,
+        op: KeyringOp,
+        key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<KeyringReport, GossipError> {
+        let deadline = Instant::now() + timeout;
+        let id = loop {
+            let round = self.shared.round.listen();
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            match self.shared.core().start_keyring_query(now, op, key, left) {
+                Err(GossipError::QueryBusy)
+                    if now < deadline && !self.shared.stop.load(Ordering::Acquire) => {}
+                other => break other?,
+            }
+            round.or(wait_until(deadline)).await;
+        };
+        self.shared.wake.notify(usize::MAX);
+        loop {
+            let round = self.shared.round.listen();
+            if let Some(report) = self.shared.core().take_keyring_report(id) {
+                return Ok(report);
+            }
+            if self.shared.stop.load(Ordering::Acquire) {
+                return Err(GossipError::Stopped);
+            }
+            // The core ends the query at its deadline; the driver's round shows it.
+            round.await;
+        }
+    }
+
+    /// The keyring's version now: it grows with every change of this member's keys, made
+    /// here or by another member's keyring query.
+    pub fn keyring_version(&self) -> u64 {
+        self.shared.core().keyring_version()
+    }
+
+    /// Waits until the keyring's version differs from `since` and returns the new one
+    /// (changes made meanwhile are folded into one); `None` once gossip has stopped. The
+    /// agent persists the keyring and rekeys the Raft port on each.
+    pub async fn keyring_changed(&self, since: u64) -> Option<u64> {
+        loop {
+            let round = self.shared.round.listen();
+            let v = self.shared.core().keyring_version();
+            if v != since {
+                return Some(v);
+            }
+            if self.shared.stop.load(Ordering::Acquire) {
+                return None;
+            }
+            round.await;
+        }
     }
 
     /// Stops the driver without leaving: to the others this member just stops answering
