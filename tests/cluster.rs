@@ -328,30 +328,42 @@ fn an_encrypted_cluster_rotates_its_key_and_keeps_the_wrong_key_out() {
     assert_eq!(members(&intruder), statuses(&["x1"], 1));
     assert_eq!(members(&agents[0]), statuses(&names, 1));
 
-    // Rotation while running, one member at a time as an operator does: install k3
-    // everywhere, use it everywhere, remove k1 everywhere.
-    for a in &agents {
-        ok(a, &["keyring", "-install", &k3]);
-    }
+    // Rotation while running, asking ONE agent as an operator does with Consul: each
+    // operation reaches every member through e1's keyring query.
+    let e1 = &agents[0];
+    ok(e1, &["keyring", "-install", &k3]);
     let list = ok(&agents[1], &["keyring", "-list"]);
-    assert!(list.contains(&k1) && list.contains(&k3), "{list}");
+    assert!(list.contains(&format!("{k3}  [3/3]")), "{list}");
     assert!(
         list.lines()
-            .any(|l| l.contains(&k1) && l.contains("(primary)")),
+            .any(|l| l.contains(&format!("{k1}  [3/3]")) && l.contains("(primary)")),
         "{list}"
     );
-    for a in &agents {
-        ok(a, &["keyring", "-use", &k3]);
-    }
-    // The key in use cannot be removed.
-    let (removed, _, err) = outpost(&agents[0], &["keyring", "-remove", &k3]);
+    ok(e1, &["keyring", "-use", &k3]);
+    // The key in use cannot be removed: every member says so.
+    let (removed, _, err) = outpost(e1, &["keyring", "-remove", &k3]);
     assert!(!removed, "removing the primary key must fail");
-    assert!(err.contains("primary") || err.contains("in use"), "{err}");
-    for a in &agents {
-        ok(a, &["keyring", "-remove", &k1]);
-    }
+    assert!(err.contains("primary") && err.contains("3 of 3"), "{err}");
+    ok(e1, &["keyring", "-remove", &k1]);
     let list = ok(&agents[2], &["keyring", "-list"]);
-    assert!(!list.contains(&k1) && list.contains(&k3), "{list}");
+    assert!(!list.contains(&k1), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&format!("{k3}  [3/3]")) && l.contains("(primary)")),
+        "{list}"
+    );
+    // Every member keeps the new keyring in its data dir.
+    for n in names {
+        let file = tmp.path().join(n).join("serf/local.keyring");
+        wait_for("the keyring kept", Duration::from_secs(5), || {
+            let kept = std::fs::read_to_string(&file).unwrap_or_default();
+            if kept == format!("[\"{k3}\"]") {
+                Ok(())
+            } else {
+                Err(format!("{n}: {kept}"))
+            }
+        });
+    }
     // Still one cluster, nobody failed on the way.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(converged(&all, &statuses(&names, 1)), Ok(()));
@@ -368,11 +380,15 @@ fn an_encrypted_cluster_rotates_its_key_and_keeps_the_wrong_key_out() {
     want.push(("e4".into(), 1));
     wait_for("e4 in", Duration::from_secs(10), || converged(&all, &want));
 
-    // The keyring is kept in the data dir: e1 restarted with only the old key on its
-    // command line still uses k3.
-    let keyring = tmp.path().join("e1/serf/local.keyring");
-    let kept = std::fs::read_to_string(&keyring).unwrap();
-    assert!(kept.contains(&k3) && !kept.contains(&k1), "{kept}");
+    // The new member counts in the next listing, asked of it.
+    wait_for("e4 in the keyring counts", Duration::from_secs(10), || {
+        let list = ok(&new, &["keyring", "-list"]);
+        if list.contains(&format!("{k3}  [4/4]")) {
+            Ok(())
+        } else {
+            Err(list)
+        }
+    });
 }
 
 #[test]

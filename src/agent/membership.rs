@@ -32,6 +32,9 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long a graceful leave waits for the leave to go out.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a keyring operation (`/v1/operator/keyring`) waits for every live member to
+/// answer; a member that has not is named in the error.
+pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What serfHealth says while the member is alive, and once it failed (Consul's words).
 const ALIVE_OUTPUT: &str = "Agent alive and reachable";
@@ -286,8 +289,40 @@ fn deregister(m: &Member) -> Change {
 }
 
 /// Follows the member events into the catalog until gossip stops; reconciles from the
-/// member list at start and whenever events were lost.
+/// member list at start and whenever events were lost. Keeps the keyring in step beside
+/// it ([`follow_keyring`]).
 pub async fn follow(state: Rc<RefCell<State>>, handle: GossipHandle) {
+    futures_lite::future::zip(
+        follow_members(state.clone(), handle.clone()),
+        follow_keyring(state, handle),
+    )
+    .await;
+}
+
+/// Whenever this member's keyring changes (a keyring operation sent to this agent or to
+/// any other member): keeps it in the data dir and hands the keys to the Raft port, which
+/// the same keys guard. Until gossip stops.
+pub async fn follow_keyring(state: Rc<RefCell<State>>, handle: GossipHandle) {
+    let mut version = handle.keyring_version();
+    while let Some(v) = handle.keyring_changed(version).await {
+        version = v;
+        let Ok(keys) = handle.list_keys() else {
+            continue;
+        };
+        tracing::info!("gossip keyring changed: {} keys", keys.len());
+        let s = state.borrow();
+        if let Some(h) = s.raft.as_ref().and_then(|w| w.handle()) {
+            h.set_keys(&super::replication::raft_keys(&s));
+        }
+        if let Some(path) = keyring_file(&s.config)
+            && let Err(e) = save_keyring(&path, &keys)
+        {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+async fn follow_members(state: Rc<RefCell<State>>, handle: GossipHandle) {
     let events = handle.subscribe();
     let (local, dc) = {
         let s = state.borrow();

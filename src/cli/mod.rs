@@ -469,15 +469,18 @@ pub fn keyring_list(api: &ApiFlags) -> CliResult {
         ));
         let primary = pool["PrimaryKeys"].as_object();
         for (key, count) in pool["Keys"].as_object().into_iter().flatten() {
-            let mark = if primary.is_some_and(|p| p.contains_key(key)) {
-                " (primary)"
-            } else {
-                ""
+            let mark = match primary.and_then(|p| p.get(key)).and_then(|c| c.as_u64()) {
+                Some(n) if n == nodes => " (primary)".to_string(),
+                Some(n) => format!(" (primary on {n})"),
+                None => String::new(),
             };
             out.push_str(&format!(
                 "  {key}  [{}/{nodes}]{mark}\n",
                 count.as_u64().unwrap_or(0)
             ));
+        }
+        for (node, msg) in pool["Messages"].as_object().into_iter().flatten() {
+            out.push_str(&format!("  {node}: {}\n", msg.as_str().unwrap_or("")));
         }
     }
     Ok(out)

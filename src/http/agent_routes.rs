@@ -604,14 +604,18 @@ fn members(state: &State) -> Vec<Member> {
         .collect()
 }
 
-/// `/v1/operator/...`: the gossip keyring (this agent's: run the same operation on each
-/// member to rotate a cluster's key).
+/// `/v1/operator/...`: the gossip keyring, on the whole cluster as Consul's: GET lists each
+/// key with how many members hold it; POST (install), PUT (use) and DELETE (remove) succeed
+/// only when every live member applied the operation, else 500 naming who did not. The
+/// agent keeps its keyring file and the Raft keys in step on its own
+/// (`membership::follow_keyring`), whoever asked for the change.
 pub fn operator(
     state: &mut State,
     req: &Request,
     rest: &str,
     pretty: bool,
 ) -> Result<Handled, Reply> {
+    use crate::cluster::gossip::KeyringOp;
     match rest {
         "keyring" => {}
         "raft/configuration" | "raft/peer" => return raft_operator(state, req, rest, pretty),
@@ -623,31 +627,11 @@ pub fn operator(
             "gossip is off on this agent (-serf-lan-port -1)".into(),
         ));
     };
-    if req.method == Method::GET || req.method == Method::HEAD {
-        let keys = g.list_keys().map_err(|e| fail(e.to_string()))?;
-        let primary = keys.first().cloned();
-        let count = |k: &String| (k.clone(), 1u32);
-        let out = serde_json::json!([{
-            "WAN": false,
-            "Datacenter": state.config.datacenter,
-            "Segment": "",
-            "Keys": keys.iter().map(count).collect::<BTreeMap<_, _>>(),
-            "PrimaryKeys": primary.iter().map(count).collect::<BTreeMap<_, _>>(),
-            "NumNodes": 1,
-            "Messages": {},
-        }]);
-        return Ok(Reply::json(&out, pretty).into());
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct KeyBody {
-        key: String,
-    }
-    let body: KeyBody = super::json::parse_body(&req.body).map_err(bad_request)?;
-    let r = match req.method {
-        Method::POST => g.install_key(&body.key),
-        Method::PUT => g.use_key(&body.key),
-        Method::DELETE => g.remove_key(&body.key),
+    let op = match req.method {
+        Method::GET | Method::HEAD => KeyringOp::List,
+        Method::POST => KeyringOp::Install,
+        Method::PUT => KeyringOp::Use,
+        Method::DELETE => KeyringOp::Remove,
         _ => {
             let mut r = Reply::error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -660,16 +644,62 @@ pub fn operator(
             return Err(r);
         }
     };
-    r.map_err(|e| bad_request(e.to_string()))?;
-    // The same keys guard the Raft port.
-    if let Some(h) = state.raft.as_ref().and_then(|w| w.handle()) {
-        h.set_keys(&crate::agent::replication::raft_keys(state));
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct KeyBody {
+        key: String,
     }
-    if let Some(path) = membership::keyring_file(&state.config) {
-        let keys = g.list_keys().map_err(|e| fail(e.to_string()))?;
-        membership::save_keyring(&path, &keys).map_err(fail)?;
-    }
-    Ok(ok_empty().into())
+    let key = if op.takes_key() {
+        let body: KeyBody = super::json::parse_body(&req.body).map_err(bad_request)?;
+        crate::cluster::gossip::parse_key(&body.key).map_err(|e| bad_request(e.to_string()))?;
+        Some(body.key)
+    } else {
+        None
+    };
+    let dc = state.config.datacenter.clone();
+    Ok(Handled::Async(Box::pin(async move {
+        let report = match g
+            .keyring_query(op, key.as_deref(), membership::KEYRING_TIMEOUT)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        };
+        if !report.failed.is_empty() {
+            tracing::warn!(
+                "keyring {op:?}: members known failed were not asked: {}",
+                report.failed.join(", ")
+            );
+        }
+        if op == KeyringOp::List {
+            let out = serde_json::json!([{
+                "WAN": false,
+                "Datacenter": dc,
+                "Segment": "",
+                "Keys": report.keys(),
+                "PrimaryKeys": report.primary_keys(),
+                "NumNodes": report.num_nodes(),
+                "Messages": report.messages(),
+            }]);
+            return Reply::json(&out, pretty);
+        }
+        if report.ok() {
+            return ok_empty();
+        }
+        let messages = report.messages();
+        let detail: Vec<String> = messages.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+        fail(format!(
+            "keyring {} failed on {} of {} members: {}",
+            match op {
+                KeyringOp::Install => "install",
+                KeyringOp::Use => "use",
+                _ => "remove",
+            },
+            messages.len(),
+            report.num_nodes(),
+            detail.join("; ")
+        ))
+    })))
 }
 
 #[cfg(test)]
