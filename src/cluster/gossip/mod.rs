@@ -17,10 +17,12 @@
 //!
 //! 1. Inputs: [`Gossip::handle_packet`]`(now, from, bytes)` for each datagram,
 //!    [`Gossip::handle_timeout`]`(now)` when [`Gossip::poll_timeout`] is due, and the
-//!    operations [`Gossip::join`], [`Gossip::leave`], [`Gossip::set_tags`] and the keyring
-//!    calls.
+//!    operations [`Gossip::join`], [`Gossip::leave`], [`Gossip::set_tags`],
+//!    [`Gossip::start_keyring_query`] and the keyring calls.
 //! 2. Outputs, after every input: send each [`Gossip::poll_transmit`], hand on each
 //!    [`Gossip::poll_event`], then sleep until [`Gossip::poll_timeout`] or the next datagram.
+//!    A finished keyring query waits in [`Gossip::take_keyring_report`]; a change of keys
+//!    shows in [`Gossip::keyring_version`].
 //!
 //! The core reads no clock, owns no socket and draws randomness only from the seed given to
 //! [`Gossip::new`]. Both queues are bounded ([`MAX_TRANSMITS`], [`MAX_EVENTS`]);
@@ -52,10 +54,21 @@
 //!   `members()` on start and after a lag.
 //! - `outpost leave` and shutdown: [`udp::GossipHandle::leave`] (the others show this
 //!   member left at once), then [`udp::GossipHandle::shutdown`].
-//! - `consul keyring -list|-install|-use|-remove`: [`udp::GossipHandle::list_keys`],
-//!   [`udp::GossipHandle::install_key`], [`udp::GossipHandle::use_key`],
-//!   [`udp::GossipHandle::remove_key`] act on this member only; the agent applies them on
-//!   every member (Consul does it with a serf query), installing everywhere before `use`.
+//! - `consul keyring -list|-install|-use|-remove` and `/v1/operator/keyring`:
+//!   [`udp::GossipHandle::keyring_query`] with a [`KeyringOp`] and a timeout of a few
+//!   seconds applies the operation on every live member and this one, as Consul's serf
+//!   query. Its [`KeyringReport`] gives Consul's answer: [`KeyringReport::keys`] and
+//!   [`KeyringReport::primary_keys`] (key → members holding it), [`KeyringReport::num_nodes`]
+//!   and [`KeyringReport::messages`] (member → error, or "did not answer"); a change
+//!   succeeded when [`KeyringReport::ok`]. Members known failed are not asked
+//!   ([`KeyringReport::failed`]): they need the new key before they come back. The
+//!   operator still installs before `use` and uses before `remove`.
+//! - Whenever this member's keys change, by a query from any member or a local call:
+//!   [`udp::GossipHandle::keyring_changed`] returns (with the new
+//!   [`udp::GossipHandle::keyring_version`]); the agent then saves the keyring
+//!   ([`udp::GossipHandle::list_keys`], primary first) and rekeys the Raft port.
+//!   [`udp::GossipHandle::install_key`], `use_key` and `remove_key` act on this member
+//!   alone.
 //! - `outpost keygen`: [`keygen_os`].
 //! - Metrics: [`udp::GossipHandle::counters`] ([`Counters`]: every datagram received is
 //!   accepted or dropped for one named reason).
@@ -84,7 +97,21 @@
 //! aws-lc-rs, the crypto the binary already links), the version byte as associated data,
 //! and inside it the sender's session and packet number for a 128-packet replay window.
 //! Every bound is a constant here: [`MAX_RATE_SOURCES`], [`MAX_SESSIONS`],
-//! [`MAX_SEEDS`], [`MAX_LEAVE_NOTICES`], [`MAX_KEYS`], the packet size in [`GossipConfig`].
+//! [`MAX_SEEDS`], [`MAX_LEAVE_NOTICES`], [`MAX_KEYS`], the packet size in [`GossipConfig`],
+//! and for keyring queries [`MAX_QUERY_TARGETS`], [`MAX_QUERY_SOURCES`], [`MAX_REPORTS`],
+//! [`MAX_ERROR_TEXT`].
+//!
+//! A keyring query (`query.rs`) is a frame flagged [`wire::FLAG_KEYRING`], sealed like
+//! every packet, so only a holder of an installed key can send one or have it acted on;
+//! plain or foreign-keyed ones are dropped and counted. The initiator sends it directly to
+//! each live member, then applies it itself (so a `use` goes out sealed with the key it
+//! replaces), and asks again every `probe_interval` whoever has not answered, until the
+//! deadline; one query at a time, ids growing, replies matched by id and name, late and
+//! duplicate ones dropped (`dropped_stale`), queries older than one already seen from the
+//! same sender ignored. Each member answers with its result and keys, primary first, in
+//! as many datagrams as the packet size needs ([`keys_per_part`]: at least 7 at
+//! [`MIN_PACKET_SIZE`]). A member that switched its primary still opens packets sealed
+//! with the old one (every installed key is tried), so answers keep flowing.
 //!
 //! Limits: without `-encrypt` anyone who reaches the port can join or speak for others; the
 //! rate limit is per source address, which a spoofer can vary; node names must be unique
