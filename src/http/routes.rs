@@ -112,7 +112,7 @@ pub fn write(
     })
 }
 
-/// As [`write`], with the outcome (the index, or the catalog's refusal) to answer from.
+/// As [`write()`], with the outcome (the index, or the catalog's refusal) to answer from.
 pub fn write_with(
     state: &mut State,
     command: Command,
