@@ -134,19 +134,39 @@ start_cluster() {
 }
 
 # stop_cluster: SIGTERM to every member at once, SIGKILL to any left after 5 s; the data goes.
+# How long each took goes to stops.tsv; the threads of any still up after 2.5 s to stops.log.
 stop_cluster() {
-  local n
+  local n t0 el left dumped=0
+  t0=$EPOCHREALTIME
   for n in "${!PID[@]}"; do kill "${PID[$n]}" 2>/dev/null || true; done
-  for n in "${!PID[@]}"; do
-    for _ in $(seq 50); do gone "${PID[$n]}" && break; sleep 0.1; done
-    if ! gone "${PID[$n]}"; then
-      { echo "$TAG: member $n (pid ${PID[$n]}) still up 5 s after SIGTERM; SIGKILL. Its threads (name, state, wchan):"
-        for t in /proc/"${PID[$n]}"/task/*; do
-          echo "  $(cat "$t/comm" 2>/dev/null) $(awk '{print $3}' "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
-        done; } >>"$OUT/stops.log"
-      kill -9 "${PID[$n]}" 2>/dev/null || true
-      for _ in $(seq 50); do gone "${PID[$n]}" && break; sleep 0.1; done
+  for _ in $(seq 100); do
+    el=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    left=""
+    for n in "${!PID[@]}"; do
+      if gone "${PID[$n]}"; then
+        printf '%s\t%s\t%s\t%s\n' "$TAG" "$n" "$el" term >>"$OUT/stops.tsv"
+        unset "PID[$n]"
+      else
+        left+=" $n"
+      fi
+    done
+    [ -n "$left" ] || break
+    if [ "$dumped" = 0 ] && awk -v e="$el" 'BEGIN { exit !(e >= 2.5) }'; then
+      dumped=1
+      for n in $left; do
+        { echo "$TAG: member $n (pid ${PID[$n]}) still up ${el} s after SIGTERM; its threads (name, state, wchan):"
+          for t in /proc/"${PID[$n]}"/task/*; do
+            echo "  $(cat "$t/comm" 2>/dev/null) $(awk '{print $3}' "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
+          done; } >>"$OUT/stops.log"
+      done
     fi
+    awk -v e="$el" 'BEGIN { exit !(e >= 5) }' && break
+    sleep 0.05
+  done
+  for n in "${!PID[@]}"; do
+    printf '%s\t%s\t%s\t%s\n' "$TAG" "$n" "$el" kill >>"$OUT/stops.tsv"
+    kill -9 "${PID[$n]}" 2>/dev/null || true
+    for _ in $(seq 50); do gone "${PID[$n]}" && break; sleep 0.1; done
     unset "PID[$n]"
   done
   rm -rf "$DATA"
@@ -175,6 +195,7 @@ wrk_point() {
 
 printf 'system\trep\twriters\tvia\tok\tfailed\tseconds\tp50_ms\tp99_ms\tmax_ms\tfirst_failure\n' >"$OUT/writes.tsv"
 printf 'system\trep\tkill\tkilled\tnew_leader\tagree_s\twrite_s\n' >"$OUT/failover.tsv"
+printf 'cluster\tmember\tseconds\thow\n' >"$OUT/stops.tsv"
 printf 'system\trep\tidle_rss_kib\tidle_anon_kib\tloaded_rss_kib\tloaded_anon_kib\tservices\tregister_s\tbody_bytes\n' >"$OUT/rss.tsv"
 
 for rep in $(seq "$REPEATS"); do

@@ -138,13 +138,19 @@ def main(out, command, duration, value_bytes, etcd_version):
         print("Elections: outpost's followers campaign after 0.5 to 1 s without a leader (5 to 10 ticks of "
               "100 ms), etcd's after 1 to 2 s (its defaults: --election-timeout 1000, --pre-vote false).")
     try:
-        stops = [l for l in open(os.path.join(out, "stops.log")) if not l.startswith(" ")]
+        stops = rows(out, "stops.tsv")
     except OSError:
         stops = []
     if stops:
-        n = {s: sum(1 for l in stops if l.startswith(s + "-")) for s in ("outpost", "etcd")}
-        print(f"Teardown: members still up 5 s after SIGTERM (then SIGKILLed; see stops.log): "
-              f"outpost {n['outpost']}, etcd {n['etcd']}.")
+        parts = []
+        for s in ("outpost", "etcd"):
+            st = [r for r in stops if r["cluster"].startswith(s + "-")]
+            if st:
+                killed = sum(1 for r in st if r["how"] == "kill")
+                parts.append(f"{s} median {med(float(r['seconds']) for r in st):.2f} s, max "
+                             f"{max(float(r['seconds']) for r in st):.2f} s, {killed} of {len(st)} still up after 5 s "
+                             f"(SIGKILLed)")
+        print("Teardown, SIGTERM to all three members at once until each exits: " + "; ".join(parts) + ".")
     for s in ("outpost", "etcd"):
         each = ", ".join(f"{float(r['agree_s']):.2f}/{float(r['write_s']):.2f}" for r in kills[s])
         if each:
