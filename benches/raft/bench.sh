@@ -9,6 +9,7 @@
 #     `POST /v3/kv/put` on its HTTP/JSON gateway; every write a new key, VALUE_BYTES-byte
 #     values (write.lua, wrk with keep-alive connections). FOLLOWER_WRITERS also through a
 #     follower, which forwards to the leader in both systems. A 1 s warm-up precedes each.
+#     Also the CPU time the three servers used per write (/proc/PID/stat, user + system).
 #  2. Fail-over: KILLS times, `kill -9` of the leader; time until the two others agree on a
 #     new leader, and until a write through it succeeds (cluster.py failover, 10 ms polls).
 #     The killed member is restarted on its data and the cluster waited for between kills.
@@ -48,6 +49,7 @@ MAX_WRITES="${MAX_WRITES:-1000000}"
 ETCD_FLAGS="${ETCD_FLAGS:-}"
 MEMBERS="2 3 4"
 SETTLE=2 # seconds between "ready" or the last registration and an RSS reading
+CLK_TCK="$(getconf CLK_TCK)"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: needs $1 (Debian package $2)" >&2; exit 1; }; }
 need wrk wrk
@@ -172,28 +174,39 @@ stop_cluster() {
   rm -rf "$DATA"
 }
 
+# cpu_ms: CPU time (user + system) the running members have used so far, summed, in ms.
+cpu_ms() {
+  local n sum=0
+  for n in $MEMBERS; do
+    sum=$((sum + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/${PID[$n]}/stat")))
+  done
+  echo $((sum * 1000 / CLK_TCK))
+}
+
 member_pids() { local n; for n in $MEMBERS; do printf '%s ' "${PID[$n]}"; done; }
 
 # wrk_point REP WRITERS VIA(leader|follower): one measured load point on a fresh cluster.
 wrk_point() {
-  local rep="$1" w="$2" via="$3" target f line
+  local rep="$1" w="$2" via="$3" target f line cpu0 cpu
   start_cluster "$SYSTEM_NOW" "w$w-$via-r$rep"
   target="$LEADER"; [ "$via" = follower ] && target="$FOLLOWER"
   timeout $((1 + 30)) wrk -t1 -c"$w" -d1s --timeout 10s -s "$HERE/write.lua" "http://$target" \
     -- "$SYSTEM" warmup "$VALUE_BYTES" 0 >"$OUT/wrk/$TAG-warmup.txt" 2>&1 || true
   f="$OUT/wrk/$TAG.txt"
   echo "$TAG: $w writer(s) through the $via ($target), ${DURATION}s" >&2
+  cpu0="$(cpu_ms)"
   if ! timeout $((DURATION + 60)) wrk -t1 -c"$w" -d"${DURATION}s" --timeout 10s --latency \
       -s "$HERE/write.lua" "http://$target" -- "$SYSTEM" "bench/w$w" "$VALUE_BYTES" "$MAX_WRITES" >"$f" 2>&1; then
     echo "bench.sh: wrk failed on $TAG:" >&2; cat "$f" >&2; exit 1
   fi
+  cpu=$(($(cpu_ms) - cpu0))
   line="$(grep '^RESULT' "$f" | head -1 | cut -f2-)"
   [ -n "$line" ] || { echo "bench.sh: no RESULT line in $f" >&2; cat "$f" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\n' "$SYSTEM" "$rep" "$w" "$via" "$line" >>"$OUT/writes.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$SYSTEM" "$rep" "$w" "$via" "$cpu" "$line" >>"$OUT/writes.tsv"
   stop_cluster
 }
 
-printf 'system\trep\twriters\tvia\tok\tfailed\tseconds\tp50_ms\tp99_ms\tmax_ms\tfirst_failure\n' >"$OUT/writes.tsv"
+printf 'system\trep\twriters\tvia\tcpu_ms\tok\tfailed\tseconds\tp50_ms\tp99_ms\tmax_ms\tfirst_failure\n' >"$OUT/writes.tsv"
 printf 'system\trep\tkill\tkilled\tnew_leader\tagree_s\twrite_s\n' >"$OUT/failover.tsv"
 printf 'cluster\tmember\tseconds\thow\n' >"$OUT/stops.tsv"
 printf 'system\trep\tidle_rss_kib\tidle_anon_kib\tloaded_rss_kib\tloaded_anon_kib\tservices\tregister_s\tbody_bytes\n' >"$OUT/rss.tsv"

@@ -63,6 +63,7 @@ def main(out, command, duration, value_bytes, etcd_version):
         rate = {s: med(int(r["ok"]) / float(r["seconds"]) for r in rs if float(r["seconds"]) > 0) for s, rs in sel.items()}
         p50 = {s: med(float(r["p50_ms"]) for r in rs) for s, rs in sel.items()}
         p99 = {s: med(float(r["p99_ms"]) for r in rs) for s, rs in sel.items()}
+        cpu = {s: med(int(r["cpu_ms"]) * 1000 / int(r["ok"]) for r in rs if int(r["ok"]) > 0) for s, rs in sel.items()}
         goal = not follower
         table.append((f"writes/s, {w} writer{'s' if w > 1 else ''} {via}", rate["outpost"], rate["etcd"], 0,
                       "higher" if goal else None))
@@ -70,6 +71,8 @@ def main(out, command, duration, value_bytes, etcd_version):
                       "lower" if goal else None))
         table.append((f"p99 ms, {w} writer{'s' if w > 1 else ''} {via}", p99["outpost"], p99["etcd"], 2,
                       "lower" if goal else None))
+        table.append((f"CPU µs per write (3 servers), {w} writer{'s' if w > 1 else ''} {via}", cpu["outpost"],
+                      cpu["etcd"], 0, None))
 
     kills = {s: [r for r in fails if r["system"] == s] for s in ("outpost", "etcd")}
     n_kills = max(len(v) for v in kills.values()) if fails else 0
