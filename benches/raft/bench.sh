@@ -24,15 +24,16 @@
 #   (an agent skips itself in -retry-join), N = 2, 3, 4.
 # etcd members: `etcd --name eN` on 127.0.9.N, clients on :2379, peers on :2380, defaults
 #   otherwise (heartbeat 100 ms, election timeout 1000 ms: elections after 1 to 2 s of
-#   silence, outpost's after 0.5 to 1 s; no pre-vote), plus ETCD_FLAGS (e.g. "--election-timeout 500"
-#   to match outpost's).
+#   silence, outpost's after 0.5 to 1 s; no pre-vote), plus ETCD_FLAGS (e.g.
+#   "--election-timeout 500" to match outpost's).
 #
 # usage: benches/raft/bench.sh      (about 15 minutes with the defaults after the build)
 # Env: REPEATS [3], DURATION [10], WRITERS ["1 16 64"], FOLLOWER_WRITERS ["16"; "" for none],
 #      KILLS [5], SERVICES [10000], VALUE_BYTES [64], MAX_WRITES [1000000], ETCD_FLAGS [""],
 #      CARGO_TARGET_DIR [./target].
-# Needs: cargo, wrk (LuaJIT), etcd and etcdctl 3.4 (Debian packages etcd-server, etcd-client),
-#   curl, ss (iproute2), python3; the loopback addresses 127.0.8.2-4 and 127.0.9.2-4 free.
+# Needs: cargo, wrk (LuaJIT), etcd 3.4 (Debian package etcd-server), ss (iproute2), python3;
+#   the loopback addresses 127.0.8.2-4 and 127.0.9.2-4 free. Everything it starts is stopped
+#   by PID (SIGTERM, then SIGKILL after 5 s; SIGKILL on exit or interrupt).
 # Prints a markdown table; wrk output, server logs and raw numbers stay in the printed
 # results directory.
 set -euo pipefail
@@ -54,8 +55,6 @@ CLK_TCK="$(getconf CLK_TCK)"
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: needs $1 (Debian package $2)" >&2; exit 1; }; }
 need wrk wrk
 need etcd etcd-server
-need etcdctl etcd-client
-need curl curl
 need ss iproute2
 need python3 python3
 need cargo "rustup's cargo"
@@ -88,6 +87,7 @@ cleanup() {
   for n in "${!PID[@]}"; do
     for _ in $(seq 20); do gone "${PID[$n]}" && break; sleep 0.1; done
   done
+  [ -z "${OUT:-}" ] || rm -rf "$OUT/data" # the servers' data dirs; logs and results stay
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
