@@ -442,3 +442,40 @@ fn a_partitioned_minority_refuses_writes_and_the_majority_carries_on() {
     });
     assert_eq!(l, new_leader);
 }
+
+/// A fourth fresh server started with `-bootstrap-expect 3` next to a formed cluster sees
+/// four servers expecting three: it must not form a cluster of its own with two of them,
+/// but wait to be added by the running cluster's leader.
+#[test]
+fn a_new_server_joins_the_running_cluster_instead_of_forming_another() {
+    require_curl();
+    let tmp = tempfile::tempdir().unwrap();
+    let net = "127.0.10";
+    let mut agents: Vec<Agent> = (0..3).map(|i| start_in(None, net, i, tmp.path())).collect();
+    let all: Vec<&Agent> = agents.iter().collect();
+    let leader = wait_for("one leader", Duration::from_secs(20), || {
+        agreed_leader(&all)
+    });
+    agents.push(start_in(None, net, 3, tmp.path()));
+    wait_for("four servers, one leader", Duration::from_secs(20), || {
+        for a in &agents {
+            let l = get(a, "/v1/status/leader").json();
+            let p = get(a, "/v1/status/peers").json();
+            if l != leader.as_str() || p.as_array().map_or(0, Vec::len) != 4 {
+                return Err(format!("{:?}: leader {l}, peers {p}", a.http));
+            }
+        }
+        Ok(())
+    });
+    // And it holds the cluster's data.
+    let w = kv_put(&agents[0], "x", "1");
+    assert_eq!(w.body.trim(), "true", "{w:?}");
+    wait_for(
+        "the write on the new server",
+        Duration::from_secs(5),
+        || match kv_get(&agents[3], "x") {
+            Some(v) if v == "1" => Ok(()),
+            v => Err(format!("{v:?}")),
+        },
+    );
+}

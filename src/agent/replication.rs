@@ -20,8 +20,8 @@ use smol::LocalExecutor;
 use crate::catalog::{ApplyError, Catalog, Command, SnapshotError};
 use crate::cluster::gossip::{MemberStatus, Role};
 use crate::cluster::raft::{
-    ConfChangeRecord, HandleError, Outcome, RaftConfig, RaftHandle, RaftServer, ServerConfig,
-    StateMachine,
+    ClientConfig, ConfChangeRecord, HandleError, Outcome, RaftClient, RaftConfig, RaftHandle,
+    RaftServer, ServerConfig, StateMachine,
 };
 
 use super::State;
@@ -188,7 +188,7 @@ pub async fn run(
         (true, _) => Some(vec![(id, advertised.clone())]),
         (false, Some(n)) => {
             tracing::info!("bootstrap-expect {n}: waiting for {n} servers to meet by gossip");
-            wait_for_servers(&state, n, id).await
+            wait_for_servers(&state, &ex, n, id).await
         }
         (false, None) => None,
     };
@@ -233,12 +233,18 @@ pub async fn run(
 }
 
 /// Waits until `n` live servers expecting `n` are known by gossip; the voters are the
-/// first `n` by ID. `None` when this server is not among them (it waits to be added).
+/// first `n` by ID (a server not among them waits for the others' cluster). If
+/// one of them already belongs to a cluster (one of us formed it, or this is a new server
+/// beside a running cluster, which sees more than `n` servers), this server starts with
+/// that cluster's voters once they include it (its leader adds every live server gossip
+/// shows). Never two clusters.
 async fn wait_for_servers(
     state: &Rc<RefCell<State>>,
+    ex: &Rc<LocalExecutor<'static>>,
     n: u32,
     id: u64,
 ) -> Option<Vec<(u64, String)>> {
+    let (mut told, mut joining) = (false, false);
     loop {
         let servers = gossip_servers(&state.borrow());
         let mut ready: Vec<(u64, String)> = servers
@@ -247,13 +253,66 @@ async fn wait_for_servers(
             .map(|(i, a, _, _)| (i, a))
             .collect();
         if ready.len() >= n as usize {
+            let key = raft_keys(&state.borrow()).first().copied();
+            for (other, addr) in ready.iter().filter(|(i, _)| *i != id) {
+                match cluster_of(ex, addr, key).await {
+                    // One of us formed it already: the same voters, this server among them.
+                    Some(peers) if peers.contains_key(&id) => {
+                        return Some(peers.into_iter().collect());
+                    }
+                    // A running cluster without this server: its leader adds every live
+                    // server gossip shows; wait for that, then start with its voters.
+                    Some(_) => {
+                        if !told {
+                            tracing::info!(
+                                "bootstrap-expect {n}: server {other:016x} at {addr} is in a cluster already; waiting to be added to it"
+                            );
+                            told = true;
+                        }
+                        joining = true;
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            if joining {
+                joining = false;
+                async_io::Timer::after(LOOK_EVERY).await;
+                continue;
+            }
             ready.sort();
             ready.truncate(n as usize);
-            tracing::info!("bootstrap-expect {n}: forming the cluster with {ready:?}");
-            return ready.iter().any(|(i, _)| *i == id).then_some(ready);
+            if ready.iter().any(|(i, _)| *i == id) {
+                tracing::info!("bootstrap-expect {n}: forming the cluster with {ready:?}");
+                return Some(ready);
+            }
+            // Not among the first n: the others form it, and its leader adds this one.
         }
         async_io::Timer::after(LOOK_EVERY).await;
     }
+}
+
+/// The voters of the cluster the server at `addr` belongs to, if it belongs to one. A
+/// server still waiting for its peers does not answer on its Raft port yet: none.
+async fn cluster_of(
+    ex: &Rc<LocalExecutor<'static>>,
+    addr: &str,
+    key: Option<[u8; 32]>,
+) -> Option<std::collections::BTreeMap<u64, String>> {
+    let client = RaftClient::new(
+        ex.clone(),
+        [addr],
+        ClientConfig {
+            key,
+            request_timeout: Duration::from_millis(500),
+        },
+    );
+    client
+        .status()
+        .await
+        .ok()
+        .map(|s| s.peers)
+        .filter(|p| !p.is_empty())
 }
 
 /// The keys that guard the server port: the gossip keyring's, primary first (none without
