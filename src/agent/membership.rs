@@ -159,8 +159,9 @@ pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, String> {
     .await
 }
 
-/// Joins through any of `addrs` (resolved first); the error says why none answered.
-pub async fn join(handle: &GossipHandle, addrs: &[String]) -> Result<(), String> {
+/// Joins through any of `addrs` (resolved first); the error says why none answered. The
+/// number of addresses tried: 0 when they name only this agent (the others join it).
+pub async fn join(handle: &GossipHandle, addrs: &[String]) -> Result<usize, String> {
     let mut resolved = Vec::new();
     let mut errors = Vec::new();
     for a in addrs {
@@ -176,11 +177,12 @@ pub async fn join(handle: &GossipHandle, addrs: &[String]) -> Result<(), String>
     let me = handle.local_addr();
     resolved.retain(|a| *a != me);
     if resolved.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     handle
         .join(&resolved, JOIN_TIMEOUT)
         .await
+        .map(|()| resolved.len())
         .map_err(|e| e.to_string())
 }
 
@@ -191,7 +193,11 @@ pub async fn retry_join(handle: GossipHandle, addrs: Vec<String>) {
     let mut attempt = 1u32;
     loop {
         match join(&handle, &addrs).await {
-            Ok(()) => {
+            Ok(0) => {
+                tracing::info!("-retry-join names only this agent: the others join it");
+                return;
+            }
+            Ok(_) => {
                 tracing::info!(
                     "joined the cluster through {} (attempt {attempt})",
                     addrs.join(", ")

@@ -607,7 +607,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 let (h, addrs) = (handle.clone(), c.join.clone());
                 ex.spawn(async move {
                     match membership::join(&h, &addrs).await {
-                        Ok(()) => tracing::info!("joined the cluster through {}", addrs.join(", ")),
+                        Ok(_) => tracing::info!("joined the cluster through {}", addrs.join(", ")),
                         Err(e) => tracing::error!("-join {}: {e}", addrs.join(", ")),
                     }
                 })

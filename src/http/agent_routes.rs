@@ -169,7 +169,7 @@ pub fn handle(
             let addr = addr.to_string();
             Ok(Handled::Async(Box::pin(async move {
                 match membership::join(&g, std::slice::from_ref(&addr)).await {
-                    Ok(()) => ok_empty(),
+                    Ok(_) => ok_empty(),
                     Err(e) => Reply::error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("cannot join {addr}: {e}"),
