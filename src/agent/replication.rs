@@ -414,30 +414,29 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
         // Anti-entropy: once a leader exists, this agent's own config must be in the
         // catalog it replicates.
         if status.leader.is_some() {
-            let (missing, cmd, w) = {
+            // Cheap while nothing is missing: the command is built only when something is.
+            let (mut missing, w) = {
                 let s = state.borrow();
-                (
-                    s.desired.missing_from(&s.catalog),
-                    s.desired.command(&Default::default(), &s.catalog),
-                    s.raft.clone(),
-                )
+                (s.desired.missing_from(&s.catalog), s.raft.clone())
             };
-            if missing
-                && !cmd.changes.is_empty()
-                && let Some(w) = w
-            {
+            if missing && let Some(w) = w {
+                let cmd = {
+                    let s = state.borrow();
+                    s.desired.command(&Default::default(), &s.catalog)
+                };
                 match w.write(cmd).await {
-                    Ok(Ok(i)) => tracing::debug!("this agent's config registered at index {i}"),
+                    Ok(Ok(i)) => {
+                        tracing::debug!("this agent's config registered at index {i}");
+                        let s = state.borrow();
+                        missing = s.desired.missing_from(&s.catalog);
+                    }
                     Ok(Err(e)) => tracing::warn!("this agent's config refused: {e}"),
                     Err(Unavailable(e)) => tracing::debug!("config not yet registered: {e}"),
                 }
             }
-            let (present, index) = {
-                let s = state.borrow();
-                (!s.desired.missing_from(&s.catalog), s.catalog.index())
-            };
-            if present && !announced {
+            if !missing && !announced {
                 // Once per start: from here the agent answers with its own config.
+                let index = state.borrow().catalog.index();
                 tracing::info!("this agent's config is in the catalog (index {index})");
                 announced = true;
             }
