@@ -99,18 +99,11 @@ fn members_in(ns: Option<&str>, agent: &Agent) -> Vec<(String, u64)> {
     v
 }
 
-/// Waits up to `within` for `f`; panics with `what` and the last state.
-fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> Result<(), String>) -> Duration {
+/// Waits as [`common::wait_for`] does; how long it took.
+fn wait_for(what: &str, within: Duration, f: impl FnMut() -> Result<(), String>) -> Duration {
     let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < within {
-        match f() {
-            Ok(()) => return start.elapsed(),
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within {within:?}: {last}");
+    common::wait_for(what, within, f);
+    start.elapsed()
 }
 
 fn statuses(names: &[&str], code: u64) -> Vec<(String, u64)> {

@@ -16,7 +16,7 @@ mod netns;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, curl_in, require_curl, require_dig};
+use common::{Agent, curl_in, require_curl, require_dig, wait_for};
 use netns::Netns;
 
 fn start(i: usize, data: &Path) -> Agent {
@@ -86,19 +86,6 @@ fn agreed_leader(agents: &[&Agent]) -> Result<String, String> {
         [one] => Ok(one.clone()),
         _ => Err(format!("leaders disagree: {seen:?}")),
     }
-}
-
-fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < within {
-        match f() {
-            Ok(v) => return v,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within {within:?}: {last}");
 }
 
 /// `outpost ARGS` against `agent`'s HTTP API; its stdout (it must succeed).

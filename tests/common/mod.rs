@@ -321,6 +321,21 @@ pub fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// Retries `f` every 50 ms until it gives a value, or panics after `within` with `what`
+/// and the last error it gave.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < within {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within {within:?}: {last}");
+}
+
 /// Retries `f` until it returns true or 10 s pass.
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
