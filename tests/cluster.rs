@@ -12,7 +12,7 @@ mod netns;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Agent, bin, curl, curl_in, require_curl, require_dig};
+use common::{Agent, bin, curl, curl_in, ok, outpost, require_curl, require_dig};
 use netns::Netns;
 
 /// An agent named `name` on `ip` (gossip on ip:8301, DNS and HTTP on kernel-chosen ports
@@ -49,27 +49,6 @@ fn start_in(
     ];
     args.extend_from_slice(extra);
     Agent::start_in(ns, &args)
-}
-
-/// `outpost ARGS` against `agent`'s HTTP API: (ok, stdout, stderr).
-fn outpost(agent: &Agent, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .env("CONSUL_HTTP_ADDR", agent.http.unwrap().to_string())
-        .output()
-        .expect("run outpost");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(agent: &Agent, args: &[&str]) -> String {
-    let (ok, out, err) = outpost(agent, args);
-    assert!(ok, "outpost {args:?} failed: {err}\n{out}");
-    out
 }
 
 /// `/v1/agent/members` of `agent`: (name, status code) sorted by name.

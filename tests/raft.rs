@@ -16,7 +16,7 @@ mod netns;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, curl_in, require_curl, require_dig, wait_for};
+use common::{Agent, curl_in, ok, require_curl, require_dig, wait_for};
 use netns::Netns;
 
 fn start(i: usize, data: &Path) -> Agent {
@@ -86,22 +86,6 @@ fn agreed_leader(agents: &[&Agent]) -> Result<String, String> {
         [one] => Ok(one.clone()),
         _ => Err(format!("leaders disagree: {seen:?}")),
     }
-}
-
-/// `outpost ARGS` against `agent`'s HTTP API; its stdout (it must succeed).
-fn outpost(agent: &Agent, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::bin())
-        .args(args)
-        .env_remove("CONSUL_HTTP_TOKEN")
-        .env("CONSUL_HTTP_ADDR", agent.http.unwrap().to_string())
-        .output()
-        .expect("run outpost");
-    assert!(
-        out.status.success(),
-        "outpost {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn kv_put(agent: &Agent, key: &str, value: &str) -> common::HttpReply {
@@ -238,7 +222,7 @@ fn three_servers_replicate_fail_over_and_catch_up() {
     assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
 
     // The operator sees the servers, and removes the dead one.
-    let peers = outpost(&agents[ni], &["operator", "raft", "list-peers"]);
+    let peers = ok(&agents[ni], &["operator", "raft", "list-peers"]);
     let lines: Vec<&str> = peers.lines().collect();
     assert_eq!(lines.len(), 4, "{peers}");
     assert!(lines[0].starts_with("Node"), "{peers}");
@@ -253,7 +237,7 @@ fn three_servers_replicate_fail_over_and_catch_up() {
             .any(|l| l.contains(&new_leader) && l.contains("leader")),
         "{peers}"
     );
-    let out = outpost(
+    let out = ok(
         &agents[ni],
         &["operator", "raft", "remove-peer", "-address", &leader],
     );

@@ -321,6 +321,28 @@ pub fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// `outpost ARGS` against `agent`'s HTTP API: (ok, stdout, stderr).
+pub fn outpost(agent: &Agent, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("CONSUL_HTTP_ADDR", agent.http.unwrap().to_string())
+        .output()
+        .expect("run outpost");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// As [`outpost`], which must succeed: its stdout.
+pub fn ok(agent: &Agent, args: &[&str]) -> String {
+    let (ok, out, err) = outpost(agent, args);
+    assert!(ok, "outpost {args:?} failed: {err}\n{out}");
+    out
+}
+
 /// Retries `f` every 50 ms until it gives a value, or panics after `within` with `what`
 /// and the last error it gave.
 pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
