@@ -16,5 +16,7 @@ cargo test --locked --doc
 # Without the media feature (no GStreamer, no WebRTC) outpost still builds and passes.
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
 cargo test --locked --no-default-features --all-targets
+# The same for 64-bit ARM boards: cross-built, its tests run under qemu-user.
+scripts/cross.sh test
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "all checks and tests passed"
