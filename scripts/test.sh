@@ -16,7 +16,9 @@ cargo test --locked --doc
 # Without the media feature (no GStreamer, no WebRTC) outpost still builds and passes.
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
 cargo test --locked --no-default-features --all-targets
-# The same for 64-bit ARM boards: cross-built, its tests run under qemu-user.
+# The same for 64-bit ARM boards: cross-built, its tests run under qemu-user; and the
+# rust-version in Cargo.toml (Yocto's Rust) builds everything, with and without media.
 scripts/cross.sh test
+scripts/msrv.sh
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 echo "all checks and tests passed"
