@@ -200,6 +200,8 @@ pub struct Status {
     pub commit: u64,
     /// The voters and the address each listens on for Raft.
     pub peers: BTreeMap<u64, String>,
+    /// The learners (non-voting members: client agents' replicas) and their addresses.
+    pub learners: BTreeMap<u64, String>,
 }
 
 /// What a snapshot carries besides the state: the servers' addresses.
@@ -265,6 +267,10 @@ pub struct RaftNode {
     ticks: u64,
     last_leader: (u64, u64),
     removed: bool,
+    /// A member was added: snapshot at the next applied index, so that the snapshot it
+    /// will be sent names it (raft-rs refuses a snapshot whose membership lacks the
+    /// receiver).
+    snapshot_due: bool,
 }
 
 impl RaftNode {
@@ -359,6 +365,7 @@ impl RaftNode {
             ticks: 0,
             last_leader: (0, 0),
             removed: false,
+            snapshot_due: false,
         };
         node.rejitter();
         // A cluster of one (a `-bootstrap` server) wins its election at once rather than
@@ -441,6 +448,10 @@ impl RaftNode {
         match change {
             ConfChangeRecord::AddVoter { id, .. } => {
                 cc.set_change_type(ConfChangeType::AddNode);
+                cc.node_id = *id;
+            }
+            ConfChangeRecord::AddLearner { id, .. } => {
+                cc.set_change_type(ConfChangeType::AddLearnerNode);
                 cc.node_id = *id;
             }
             ConfChangeRecord::Remove { id } => {
@@ -650,9 +661,15 @@ impl RaftNode {
         self.applied
     }
 
-    /// The voters and their Raft addresses, as the applied log has them.
+    /// The members, voters and learners, and their Raft addresses, as the applied log has
+    /// them.
     pub fn peers(&self) -> &BTreeMap<u64, String> {
         &self.peers
+    }
+
+    /// Whether this member is a learner (it replicates and never votes).
+    pub fn is_learner(&self) -> bool {
+        self.raw.raft.prs().conf().learners().contains(&self.cfg.id)
     }
 
     /// Leadership and membership in one value.
@@ -664,8 +681,19 @@ impl RaftNode {
             is_leader: self.is_leader(),
             applied: self.applied,
             commit: self.raw.raft.raft_log.committed,
-            peers: self.peers.clone(),
+            peers: self.members(false),
+            learners: self.members(true),
         }
+    }
+
+    /// The voters (`learners` false) or the learners, with their addresses.
+    fn members(&self, learners: bool) -> BTreeMap<u64, String> {
+        let conf = self.raw.raft.prs().conf();
+        self.peers
+            .iter()
+            .filter(|(id, _)| conf.learners().contains(id) == learners)
+            .map(|(&id, a)| (id, a.clone()))
+            .collect()
     }
 
     // ---- internals ----
@@ -846,10 +874,15 @@ impl RaftNode {
     fn apply_membership(&mut self, e: &Entry) {
         let record = ConfChangeRecord::decode(&e.context);
         let result = match &record {
-            Some(ConfChangeRecord::AddVoter { id, .. }) | Some(ConfChangeRecord::Remove { id }) => {
+            Some(
+                ConfChangeRecord::AddVoter { id, .. }
+                | ConfChangeRecord::AddLearner { id, .. }
+                | ConfChangeRecord::Remove { id },
+            ) => {
                 let mut cc = ConfChange::default();
                 cc.set_change_type(match record {
                     Some(ConfChangeRecord::AddVoter { .. }) => ConfChangeType::AddNode,
+                    Some(ConfChangeRecord::AddLearner { .. }) => ConfChangeType::AddLearnerNode,
                     _ => ConfChangeType::RemoveNode,
                 });
                 cc.node_id = *id;
@@ -863,9 +896,14 @@ impl RaftNode {
             return;
         }
         match record {
-            Some(ConfChangeRecord::AddVoter { id, addr }) => {
+            Some(
+                ConfChangeRecord::AddVoter { id, addr } | ConfChangeRecord::AddLearner { id, addr },
+            ) => {
                 if id == self.cfg.id {
                     self.removed = false;
+                }
+                if !self.peers.contains_key(&id) {
+                    self.snapshot_due = true;
                 }
                 self.peers.insert(id, addr);
             }
@@ -882,9 +920,9 @@ impl RaftNode {
     }
 
     fn maybe_compact(&mut self, sm: &impl StateMachine) {
-        if self.applied < self.snapshot_index + self.cfg.snapshot_every
-            || self.pending_compaction.is_some()
-        {
+        let due =
+            self.snapshot_due || self.applied >= self.snapshot_index + self.cfg.snapshot_every;
+        if !due || self.pending_compaction.is_some() || self.applied == self.snapshot_index {
             return;
         }
         let Ok(term) = self.raw.store().term(self.applied) else {
@@ -902,6 +940,7 @@ impl RaftNode {
         };
         self.raw.mut_store().compact_to(snap.to_raft());
         self.snapshot_index = self.applied;
+        self.snapshot_due = false;
         let store = self.raw.store();
         self.pending_compaction = Some(Persist {
             snapshot: Some(snap),
