@@ -558,7 +558,8 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     .detach();
             }
         }
-        if replication::replicates(&cfg) {
+        let mut raft_port = None;
+        if replication::replicates(&cfg) || replication::learns(&cfg) {
             let fresh = replication::check_data_dir(&cfg).map_err(AgentError::Raft)?;
             let port = cfg.ports.server.unwrap_or(8300);
             let addr = SocketAddr::new(cfg.bind_addr, port);
@@ -569,8 +570,13 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     addr,
                     source,
                 })?;
+            raft_port = listener.local_addr().ok().map(|a| a.port());
             let writer = replication::Writer::new(ex.clone());
-            state.borrow_mut().raft = Some(writer.clone());
+            if cfg.server {
+                // A server's catalog is the log's from the start; a client's is its own
+                // until it meets a server (see `replication::run`).
+                state.borrow_mut().raft = Some(writer.clone());
+            }
             ex.spawn(replication::run(
                 state.clone(),
                 ex.clone(),
@@ -585,7 +591,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             let keyring = membership::initial_keyring(c).map_err(AgentError::Gossip)?;
             let (handle, driver) = crate::cluster::gossip::udp::GossipHandle::bind(
                 bind,
-                membership::local_node(c, port),
+                membership::local_node(c, port, raft_port),
                 membership::gossip_config(c),
                 keyring,
             )

@@ -514,16 +514,16 @@ fn raft_operator(
         .collect();
     match (rest, &req.method) {
         ("raft/configuration", &Method::GET) => {
-            let servers: Vec<serde_json::Value> = status
-                .peers
-                .iter()
-                .map(|(id, addr)| {
+            // The voters, then the learners (client agents' replicas) as non-voters.
+            let servers: Vec<serde_json::Value> = (status.peers.iter().map(|p| (p, true)))
+                .chain(status.learners.iter().map(|p| (p, false)))
+                .map(|((id, addr), voter)| {
                     serde_json::json!({
                         "ID": format!("{id:016x}"),
                         "Node": names.get(id).cloned().unwrap_or_default(),
                         "Address": addr,
                         "Leader": status.leader == Some(*id),
-                        "Voter": true,
+                        "Voter": voter,
                         "ProtocolVersion": "3",
                     })
                 })
@@ -539,6 +539,7 @@ fn raft_operator(
                     *status
                         .peers
                         .iter()
+                        .chain(&status.learners)
                         .find(|(_, a)| a.as_str() == addr)
                         .ok_or_else(|| bad_request(format!("no Raft server at {addr}")))?
                         .0
@@ -549,7 +550,7 @@ fn raft_operator(
                     ));
                 }
             };
-            if !status.peers.contains_key(&id) {
+            if !status.peers.contains_key(&id) && !status.learners.contains_key(&id) {
                 return Err(bad_request(format!("no Raft server with ID {id:016x}")));
             }
             Ok(Handled::Async(Box::pin(async move {

@@ -3,7 +3,7 @@
 //! machine, and an async [`RaftHandle`] for the rest of the agent.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -110,6 +110,7 @@ enum Request {
     Membership(ConfChangeRecord, async_channel::Sender<Outcome>),
     Read(async_channel::Sender<Result<u64, ReadFailure>>),
     Transfer(u64),
+    Hints(BTreeMap<u64, String>),
 }
 
 enum Waiter {
@@ -358,6 +359,14 @@ impl RaftHandle {
             .map_err(|_| HandleError::Stopped)
     }
 
+    /// Addresses of servers this one may not know from the log yet (the agent passes the
+    /// servers gossip shows). A member added by a leader learns the others' addresses
+    /// only from the snapshot it is sent; until then it could not answer the leader.
+    /// The log's addresses win over these.
+    pub fn set_hints(&self, hints: BTreeMap<u64, String>) {
+        let _ = self.requests.try_send(Request::Hints(hints));
+    }
+
     /// Term, leader, membership, as of the driver's last step.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -485,6 +494,7 @@ impl RaftServer {
             ex: ex.clone(),
             link,
             changed,
+            hints: BTreeMap::new(),
         };
         let run = ex.spawn(driver.run());
         Ok(RaftServer {
@@ -514,6 +524,8 @@ struct Driver<S> {
     ex: Rc<LocalExecutor<'static>>,
     link: Link,
     changed: Rc<event_listener::Event>,
+    /// [`RaftHandle::set_hints`].
+    hints: BTreeMap<u64, String>,
 }
 
 enum Input {
@@ -603,6 +615,12 @@ impl<S: StateMachine> Driver<S> {
                 self.node.read_index(id);
             }
             Request::Transfer(to) => self.node.transfer_leader(to),
+            Request::Hints(hints) => {
+                if hints != self.hints {
+                    self.hints = hints;
+                    self.sync_peers();
+                }
+            }
         }
     }
 
@@ -699,7 +717,8 @@ impl<S: StateMachine> Driver<S> {
     /// One sender per peer at its current address.
     fn sync_peers(&mut self) {
         let me = self.node.id();
-        let peers = self.node.peers().clone();
+        let mut peers = self.hints.clone();
+        peers.extend(self.node.peers().iter().map(|(&i, a)| (i, a.clone())));
         self.senders
             .retain(|id, (addr, _, _)| peers.get(id) == Some(addr));
         for (&id, addr) in &peers {

@@ -223,9 +223,9 @@ impl Pair {
         let mut events = [Vec::new(), Vec::new()];
         loop {
             let mut moved = false;
-            for i in 0..2 {
+            for (i, mine) in events.iter_mut().enumerate() {
                 let (node, disk, sm) = &mut self.nodes[i];
-                events[i].extend(settle(node, disk, sm));
+                mine.extend(settle(node, disk, sm));
                 let mut out = Vec::new();
                 while let Some(t) = node.poll_transmit() {
                     out.push(t);
