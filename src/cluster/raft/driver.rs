@@ -452,6 +452,7 @@ impl RaftServer {
                 entries: Vec::new(),
                 hard_state: Some(boot.hard_state),
                 must_sync: true,
+                background: false,
             })?;
             recovered = boot;
         }
@@ -495,6 +496,7 @@ impl RaftServer {
             link,
             changed,
             hints: BTreeMap::new(),
+            snapshotting: None,
         };
         let run = ex.spawn(driver.run());
         Ok(RaftServer {
@@ -526,6 +528,8 @@ struct Driver<S> {
     changed: Rc<event_listener::Event>,
     /// [`RaftHandle::set_hints`].
     hints: BTreeMap<u64, String>,
+    /// A compaction's snapshot being written (its index and term once durable).
+    snapshotting: Option<Task<Result<(u64, u64), StorageError>>>,
 }
 
 enum Input {
@@ -640,7 +644,32 @@ impl<S: StateMachine> Driver<S> {
 
     /// The ready cycle: persist (fsync off the executor), acknowledge, send.
     async fn cycle(&mut self) -> Result<(), StorageError> {
+        if self.snapshotting.as_ref().is_some_and(Task::is_finished) {
+            self.finish_snapshot(true).await?;
+        }
         while let Some(p) = self.node.ready() {
+            if p.background
+                && let Some(snap) = p.snapshot
+            {
+                // This server's own compaction: raft waits for nothing here, so the file
+                // is written beside the log's appends, and the log rewritten after.
+                self.finish_snapshot(false).await?;
+                let dir = self
+                    .disk
+                    .as_ref()
+                    .expect("the disk is here")
+                    .dir()
+                    .to_path_buf();
+                self.snapshotting = Some(smol::unblock(move || {
+                    super::storage::write_snapshot(&dir, &snap).map(|()| (snap.index, snap.term))
+                }));
+                self.node.persisted(&mut self.sm);
+                continue;
+            }
+            if p.snapshot.is_some() {
+                // A snapshot from the leader replaces the log: never beside a write of ours.
+                self.finish_snapshot(false).await?;
+            }
             let mut disk = self
                 .disk
                 .take()
@@ -671,6 +700,30 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         Ok(())
+    }
+
+    /// Waits for the background snapshot, if one is being written; with `rewrite`, then
+    /// starts the log after it (unless a later snapshot superseded it meanwhile).
+    async fn finish_snapshot(&mut self, rewrite: bool) -> Result<(), StorageError> {
+        let Some(task) = self.snapshotting.take() else {
+            return Ok(());
+        };
+        let base = task.await?;
+        let (now, entries) = self.node.stored_log();
+        if !rewrite || now != base {
+            return Ok(());
+        }
+        let mut disk = self
+            .disk
+            .take()
+            .expect("the disk is back after each persist");
+        let (disk, result) = smol::unblock(move || {
+            let r = disk.rewrite_log(base, &entries);
+            (disk, r)
+        })
+        .await;
+        self.disk = Some(disk);
+        result
     }
 
     /// Hands out events; true when this server was removed.

@@ -67,7 +67,8 @@ pub struct RaftConfig {
     /// shorter, so that a pre-vote is never refused because the voter's tick runs a little
     /// behind the candidate's.
     pub election_ticks: usize,
-    /// Snapshot the state and compact the log after this many applied entries.
+    /// Snapshot the state and compact the log after this many applied entries, and once
+    /// the entries since the last snapshot hold at least half its size in bytes.
     pub snapshot_every: u64,
     /// Proposals and reads waiting for their outcome, at most (past that they are refused).
     pub max_pending: usize,
@@ -271,6 +272,12 @@ pub struct RaftNode {
     /// will be sent names it (raft-rs refuses a snapshot whose membership lacks the
     /// receiver).
     snapshot_due: bool,
+    /// Bytes of entries applied since the last snapshot, and that snapshot's size: a
+    /// snapshot costs about its size, so it waits until the log since the last one holds
+    /// half as much (the work of snapshotting stays proportional to the writes, and a big
+    /// catalog is not serialized every `snapshot_every` entries).
+    bytes_since_snapshot: u64,
+    last_snapshot_len: u64,
 }
 
 impl RaftNode {
@@ -366,6 +373,11 @@ impl RaftNode {
             last_leader: (0, 0),
             removed: false,
             snapshot_due: false,
+            bytes_since_snapshot: 0,
+            last_snapshot_len: recovered
+                .snapshot
+                .as_ref()
+                .map_or(0, |s| s.data.len() as u64),
         };
         node.rejitter();
         // A cluster of one (a `-bootstrap` server) wins its election at once rather than
@@ -571,6 +583,7 @@ impl RaftNode {
             entries: rd.entries().iter().map(WireEntry::from_raft).collect(),
             hard_state: rd.hs().map(WireHardState::from_raft),
             must_sync: rd.must_sync(),
+            background: false,
         };
         self.in_flight = Some(InFlight::Raft(Box::new(rd)));
         Some(persist)
@@ -665,6 +678,21 @@ impl RaftNode {
     /// them.
     pub fn peers(&self) -> &BTreeMap<u64, String> {
         &self.peers
+    }
+
+    /// The stored log as the disk should hold it now: the snapshot it continues (index,
+    /// term) and the entries after it (for [`DiskLog::rewrite_log`] once a background
+    /// snapshot is durable).
+    pub fn stored_log(&self) -> ((u64, u64), Vec<WireEntry>) {
+        let store = self.raw.store();
+        (
+            store.snapshot_base(),
+            store
+                .entries_after_snapshot()
+                .iter()
+                .map(WireEntry::from_raft)
+                .collect(),
+        )
     }
 
     /// Whether this member is a learner (it replicates and never votes).
@@ -818,6 +846,7 @@ impl RaftNode {
             if e.index <= self.applied {
                 continue;
             }
+            self.bytes_since_snapshot += (e.data.len() + e.context.len()) as u64;
             let (kind, outcome) = match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => (None, None),
                 EntryType::EntryNormal => {
@@ -920,8 +949,9 @@ impl RaftNode {
     }
 
     fn maybe_compact(&mut self, sm: &impl StateMachine) {
-        let due =
-            self.snapshot_due || self.applied >= self.snapshot_index + self.cfg.snapshot_every;
+        let due = self.snapshot_due
+            || (self.applied >= self.snapshot_index + self.cfg.snapshot_every
+                && self.bytes_since_snapshot >= self.last_snapshot_len / 2);
         if !due || self.pending_compaction.is_some() || self.applied == self.snapshot_index {
             return;
         }
@@ -941,6 +971,8 @@ impl RaftNode {
         self.raw.mut_store().compact_to(snap.to_raft());
         self.snapshot_index = self.applied;
         self.snapshot_due = false;
+        self.bytes_since_snapshot = 0;
+        self.last_snapshot_len = snap.data.len() as u64;
         let store = self.raw.store();
         self.pending_compaction = Some(Persist {
             snapshot: Some(snap),
@@ -951,6 +983,7 @@ impl RaftNode {
                 .collect(),
             hard_state: Some(WireHardState::from_raft(store.hard_state())),
             must_sync: true,
+            background: true,
         });
     }
 }
