@@ -9,6 +9,7 @@ ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl pytho
 # Node.js for the status page's browser test (playwright-core); any installed node will do.
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
+scripts/check-yocto.sh # the Yocto layer: crate list = Cargo.lock, oelint-adv, kas schema
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
