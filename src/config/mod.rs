@@ -4,7 +4,7 @@
 mod duration;
 pub mod file;
 pub mod flags;
-mod locate;
+pub(crate) mod locate;
 pub mod stream;
 mod validate;
 
@@ -281,7 +281,8 @@ pub fn read_sources(flags: &AgentFlags) -> Result<Vec<Source>, ConfigError> {
     Ok(sources)
 }
 
-fn read_file(path: &Path) -> Result<String, ConfigError> {
+/// A config (or board profile) file's text, refused over [`MAX_FILE_BYTES`].
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     let meta =
         std::fs::metadata(path).map_err(|e| ConfigError::io(path, format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
@@ -338,6 +339,21 @@ fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ConfigError> {
 
 /// Parses one file's text, with serde's message, the field path and the position.
 pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    parse_json(
+        name,
+        text,
+        "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}",
+    )
+}
+
+/// Parses a JSON object from `text` (the file `name`) into `T`: a syntax error gives its
+/// position, a type error the field path too; `not_object` is the message when the text
+/// is not a JSON object at all.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    name: &Path,
+    text: &str,
+    not_object: &str,
+) -> Result<T, ConfigError> {
     let start = text.len() - text.trim_start().len();
     if !text[start..].starts_with('{') {
         let (line, column) = locate::line_col(text, start);
@@ -346,13 +362,11 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
             line,
             column,
             field: String::new(),
-            message:
-                "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}"
-                    .into(),
+            message: not_object.into(),
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed: Result<FileConfig, _> = serde_path_to_error::deserialize(&mut de);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let at = |e: serde_json::Error, field: String| {
         let mut message = e.to_string();
         // serde_json appends " at line L column C"; the position is printed up front instead.
