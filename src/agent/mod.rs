@@ -275,7 +275,7 @@ impl State {
     }
 }
 
-/// What the machine says about itself: host name and interface addresses.
+/// What the machine says about itself: host name, interface addresses, device tree.
 pub fn host_info() -> HostInfo {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     // Only the first label: a DNS label is what a node name must be.
@@ -286,6 +286,9 @@ pub fn host_info() -> HostInfo {
     HostInfo {
         hostname,
         addresses,
+        device_tree: crate::board::devicetree::read(std::path::Path::new(
+            crate::board::devicetree::DEFAULT_ROOT,
+        )),
     }
 }
 

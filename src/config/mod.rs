@@ -89,6 +89,8 @@ pub struct HostInfo {
     pub hostname: String,
     /// Addresses of the host's interfaces, used to pick an advertise address.
     pub addresses: Vec<IpAddr>,
+    /// The device tree, to pick the board profile (empty on a PC).
+    pub device_tree: crate::board::DeviceTree,
 }
 
 /// A config file's text and where it came from.
@@ -197,6 +199,8 @@ pub struct AgentConfig {
     pub external_nodes: Vec<ExternalNode>,
     /// Live video streams (served when the `media` feature is built in).
     pub streams: Vec<StreamSpec>,
+    /// The board profile (camera defaults, encoders) and why it was chosen.
+    pub board: crate::board::Selection,
     /// The files read, in the order they were merged.
     pub files: Vec<PathBuf>,
 }
@@ -404,8 +408,9 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Builds the validated configuration from flags and sources. Pure: the same inputs give the
-/// same result or the same first error.
+/// Builds the validated configuration from flags and sources. Pure but for reading the board
+/// profile file a `-board` or `board` path names: the same inputs give the same result or
+/// the same first error.
 pub fn build(
     flags: &AgentFlags,
     sources: &[Source],
@@ -415,9 +420,19 @@ pub fn build(
 }
 
 /// Reads and builds in one step: what the agent does at start-up and on reload.
+/// `-device-tree DIR` replaces the host's device tree.
 pub fn load(flags: &AgentFlags, host: &HostInfo) -> Result<AgentConfig, ConfigError> {
     let sources = read_sources(flags)?;
-    build(flags, &sources, host)
+    match &flags.device_tree {
+        Some(dir) => {
+            let host = HostInfo {
+                device_tree: crate::board::devicetree::read(dir),
+                ..host.clone()
+            };
+            build(flags, &sources, &host)
+        }
+        None => build(flags, &sources, host),
+    }
 }
 
 #[cfg(test)]
