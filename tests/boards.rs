@@ -448,6 +448,72 @@ mod media {
         );
     }
 
+    /// A reload that changes `board` rebuilds the encoded streams for the new board.
+    #[test]
+    fn a_reload_that_changes_the_board_rebuilds_the_encoded_streams() {
+        require_curl();
+        let conf = tempfile::tempdir().unwrap();
+        write(conf.path(), "agent.json", r#"{"board": "rpi4"}"#);
+        write(
+            conf.path(),
+            "streams.json",
+            r#"{"streams": [{"name": "cam", "source": "test", "codec": "h264", "width": 320, "height": 240},
+                            {"name": "usb", "source": "v4l2"}]}"#,
+        );
+        let a = agent(&["-config-dir", &conf.path().display().to_string()]);
+        let b = get(&a, "/v1/agent/self")["Board"].clone();
+        assert_eq!(
+            (b["Name"].as_str(), b["Source"].as_str()),
+            (Some("rpi4"), Some("config file")),
+            "{b}"
+        );
+        assert!(
+            b["Reason"].as_str().unwrap().contains("agent.json:1:11"),
+            "{b}"
+        );
+        let cam = stream_when(&a, "cam", |s| s["Encoder"] == "x264enc");
+        assert!(
+            cam["EncoderReason"]
+                .as_str()
+                .unwrap()
+                .contains("v4l2h264enc"),
+            "{cam}"
+        );
+
+        write(conf.path(), "agent.json", r#"{"board": "jetson-orin"}"#);
+        a.signal("HUP");
+        let cam = stream_when(&a, "cam", |s| {
+            s["EncoderReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("nvv4l2h264enc"))
+        });
+        assert_eq!(cam["Encoder"], "x264enc", "{cam}");
+        // The camera defaults follow the board.
+        let usb = get(&a, "/v1/streams/usb");
+        assert_eq!(
+            (usb["Width"].as_u64(), usb["Height"].as_u64()),
+            (Some(1920), Some(1080)),
+            "{usb}"
+        );
+        assert_eq!(get(&a, "/v1/agent/self")["Board"]["Name"], "jetson-orin");
+        assert!(a.log().contains("board jetson-orin"), "{}", a.log());
+        // The rebuilt stream plays.
+        let cam = plays(&a, "cam");
+        assert!(
+            cam["EncoderReason"]
+                .as_str()
+                .unwrap()
+                .contains("nvv4l2h264enc"),
+            "{cam}"
+        );
+
+        // A board that does not exist is a failed reload: the running board stays.
+        write(conf.path(), "agent.json", r#"{"board": "rpi3"}"#);
+        a.signal("HUP");
+        a.wait_log("unknown board \"rpi3\"");
+        assert_eq!(get(&a, "/v1/agent/self")["Board"]["Name"], "jetson-orin");
+    }
+
     /// Every built-in profile's encoders that this GStreamer has make a pipeline GStreamer
     /// accepts (property names and values included), for both codecs.
     #[test]
