@@ -3,7 +3,7 @@
 //!
 //! The profiles are the JSON files of `board/`, built into the binary, so `-board rpi4`
 //! works with nothing installed; `-board ./myboard.json` reads a file of the same form.
-//! [`select`] picks the profile (pure), [`encoder::pick`] the encoder of each codec given
+//! [`select()`] picks the profile (pure), [`encoder::pick`] the encoder of each codec given
 //! what this GStreamer has (pure), and [`devicetree`] is the only part that reads the
 //! machine.
 
