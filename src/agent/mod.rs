@@ -107,6 +107,11 @@ pub struct StreamStatus {
     pub height: u32,
     pub fps: f64,
     pub bitrate_kbps: f64,
+    /// The encoder element (empty for `rtp`, which arrives encoded, and until the media
+    /// hub built the stream), whether it is the board's hardware one, and why.
+    pub encoder: String,
+    pub encoder_hardware: bool,
+    pub encoder_reason: String,
 }
 
 impl StreamStatus {
@@ -124,6 +129,9 @@ impl StreamStatus {
             height: 0,
             fps: 0.0,
             bitrate_kbps: 0.0,
+            encoder: String::new(),
+            encoder_hardware: false,
+            encoder_reason: String::new(),
         }
     }
 }
@@ -275,7 +283,7 @@ impl State {
     }
 }
 
-/// What the machine says about itself: host name and interface addresses.
+/// What the machine says about itself: host name, interface addresses, device tree.
 pub fn host_info() -> HostInfo {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     // Only the first label: a DNS label is what a node name must be.
@@ -286,6 +294,9 @@ pub fn host_info() -> HostInfo {
     HostInfo {
         hostname,
         addresses,
+        device_tree: crate::board::devicetree::read(std::path::Path::new(
+            crate::board::devicetree::DEFAULT_ROOT,
+        )),
     }
 }
 
@@ -369,8 +380,11 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     }
     // The media task applies the new streams (pipelines are built off the executor); until
     // then they show as configured, idle.
-    if state.config.streams != new.streams {
+    if state.config.streams != new.streams || state.config.board != new.board {
         state.streams_changed.notify(usize::MAX);
+    }
+    if state.config.board != new.board {
+        crate::board::log_selection(&new.board);
     }
     state
         .stream_status
@@ -499,6 +513,7 @@ fn prepare_data_dir(path: &std::path::Path) -> Result<(), AgentError> {
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(), AgentError> {
+    crate::board::log_selection(&config.board);
     if let Some(dir) = config.data_dir.as_ref().filter(|_| !config.dev) {
         prepare_data_dir(dir)?;
     }
@@ -724,14 +739,17 @@ async fn bind_dns(
 async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip: IpAddr) {
     use crate::media::hub::MediaHub;
     let mut hub: Option<Rc<MediaHub>> = None;
-    let mut applied: Option<Vec<crate::config::StreamSpec>> = None;
+    let mut applied: Option<(Vec<crate::config::StreamSpec>, crate::board::Selection)> = None;
     let changed = state.borrow().streams_changed.clone();
     loop {
         // Listen before reading the config, so that a reload meanwhile is not missed.
         let listener = changed.listen();
-        let wanted = state.borrow().config.streams.clone();
+        let wanted = {
+            let s = state.borrow();
+            (s.config.streams.clone(), s.config.board.clone())
+        };
         if applied.as_ref() != Some(&wanted) {
-            if hub.is_none() && !wanted.is_empty() {
+            if hub.is_none() && !wanted.0.is_empty() {
                 let mut key = [0u8; 32];
                 let started = match os_random(&mut key) {
                     Ok(()) => MediaHub::start(ip, key, &ex).await,
@@ -755,7 +773,7 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
                 }
             }
             if let Some(h) = &hub {
-                h.apply(&wanted).await;
+                h.apply(&wanted.0, &wanted.1).await;
             }
             applied = Some(wanted);
             continue;

@@ -393,6 +393,7 @@ fn agent_self(state: &State) -> serde_json::Value {
             "EnableScriptChecks": c.enable_script_checks,
         },
         "Coord": null,
+        "Board": board(state),
         "Member": member(state),
         "Meta": c.node_meta,
         "Stats": {
@@ -403,6 +404,49 @@ fn agent_self(state: &State) -> serde_json::Value {
             "raft": {"applied_index": state.catalog.index().to_string(), "commit_index": state.catalog.index().to_string()},
             "build": {"prerelease": "", "revision": env!("OUTPOST_GIT_REVISION"), "version": env!("CARGO_PKG_VERSION")},
         },
+    })
+}
+
+/// The board profile the agent runs with, why, and the encoder each codec gets (known once
+/// the media hub has built streams; outpost's addition to `/v1/agent/self`).
+fn board(state: &State) -> serde_json::Value {
+    let b = &state.config.board;
+    let p = &b.profile;
+    #[cfg(feature = "media")]
+    let (encoders, note) = match &state.media {
+        Some(hub) => (hub.encoders(), ""),
+        None => (Vec::new(), "no stream has been built yet"),
+    };
+    #[cfg(not(feature = "media"))]
+    let (encoders, note): (Vec<crate::board::EncoderPick>, _) = (
+        Vec::new(),
+        "this outpost was built without the media feature",
+    );
+    let encoders: Vec<serde_json::Value> = encoders
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "Codec": e.codec.as_str(),
+                "Element": e.choice.element,
+                "Hardware": e.hardware,
+                "Reason": e.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Name": p.name,
+        "Description": p.description,
+        "Target": p.target,
+        "Origin": p.origin,
+        "Source": b.source(),
+        "Reason": b.reason(),
+        "Model": b.device_tree.model,
+        "Compatible": b.device_tree.compatible,
+        "Camera": p.camera.as_ref().map(|c| serde_json::json!({
+            "Device": c.device, "Width": c.width, "Height": c.height, "Fps": c.fps,
+        })),
+        "Encoders": encoders,
+        "EncodersNote": if encoders.is_empty() { note } else { "" },
     })
 }
 
