@@ -212,8 +212,8 @@ impl AgentConfig {
             name: self.node_name.clone(),
             address: self.advertise_addr.to_string(),
             datacenter: self.datacenter.clone(),
-            tagged_addresses: BTreeMap::new(),
-            meta: self.node_meta.clone(),
+            tagged_addresses: Default::default(),
+            meta: self.node_meta.clone().into(),
         }
     }
 

@@ -656,8 +656,8 @@ pub fn build(
             name,
             address,
             datacenter: dc,
-            tagged_addresses: n.tagged_addresses.clone().unwrap_or_default(),
-            meta: n.meta.clone().unwrap_or_default(),
+            tagged_addresses: n.tagged_addresses.clone().unwrap_or_default().into(),
+            meta: n.meta.clone().unwrap_or_default().into(),
         };
         if node.name.eq_ignore_ascii_case(&node_name) {
             return Err(at
@@ -872,7 +872,7 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
             tags: s.tags.clone().unwrap_or_default(),
             address,
             port,
-            meta: s.meta.clone().unwrap_or_default(),
+            meta: s.meta.clone().unwrap_or_default().into(),
             weights,
             enable_tag_override: s.enable_tag_override.unwrap_or(false),
         },

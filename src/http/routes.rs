@@ -412,8 +412,8 @@ fn catalog_registration(state: &State, b: InCatalogRegistration) -> Result<Comma
             name: b.node.clone(),
             address: b.address.clone(),
             datacenter: state.config.datacenter.clone(),
-            tagged_addresses: b.tagged_addresses.clone().unwrap_or_default(),
-            meta: b.node_meta.clone().unwrap_or_default(),
+            tagged_addresses: b.tagged_addresses.clone().unwrap_or_default().into(),
+            meta: b.node_meta.clone().unwrap_or_default().into(),
         },
     };
     let (service, mut checks) = match &b.service {
