@@ -333,6 +333,45 @@ fn the_watchdog_of_another_process_is_not_pinged() {
     assert!(notify.pings.is_empty(), "{} pings", notify.pings.len());
 }
 
+#[test]
+fn a_notify_socket_that_is_gone_is_reported_once_and_the_agent_serves_on() {
+    require_dig();
+    let conf = tempfile::tempdir().unwrap();
+    write(
+        conf.path(),
+        "web.json",
+        r#"{"service": {"name": "web", "port": 80}}"#,
+    );
+    let args = dev_args(conf.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = agent_command(&args, None);
+    cmd.env("NOTIFY_SOCKET", "/nonexistent/notify")
+        .env("WATCHDOG_USEC", "100000");
+    let agent = Proc::spawn(cmd);
+    common::eventually("the agent runs", || {
+        agent.log().contains("outpost agent running")
+    });
+    // Twenty watchdog periods: one warning, not twenty.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = agent.log();
+    assert_eq!(
+        log.matches("cannot notify NOTIFY_SOCKET=\"/nonexistent/notify\"")
+            .count(),
+        1,
+        "{log}"
+    );
+    let dns = log
+        .split("DNS listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .unwrap();
+    assert_eq!(
+        dig(dns.port(), &["web.service.consul", "A"]).answers("A"),
+        ["127.0.0.1"]
+    );
+}
+
 /// A port free now for both UDP and TCP on 127.0.0.1.
 fn free_port() -> u16 {
     loop {

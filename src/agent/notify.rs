@@ -45,10 +45,18 @@ pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
+/// Sends `states`; a failure is logged once as a warning (then at debug level, so that a
+/// broken `NOTIFY_SOCKET` does not fill the log with every watchdog ping).
 fn send(states: &[NotifyState]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
     if let Err(e) = sd_notify::notify(states) {
         let socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
-        tracing::warn!("service manager: cannot notify NOTIFY_SOCKET={socket:?}: {e}");
+        if WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!("service manager: cannot notify NOTIFY_SOCKET={socket:?}: {e}");
+        } else {
+            tracing::warn!("service manager: cannot notify NOTIFY_SOCKET={socket:?}: {e}");
+        }
     }
 }
 
