@@ -740,12 +740,34 @@ fn the_unit_runs_the_agent_as_its_own_user_with_its_state_dir() {
     for flag in ["--data-dir", "--config-dir", "--server", "--bootstrap"] {
         assert!(help.contains(flag), "{flag}");
     }
-    let sysusers = std::fs::read_to_string(unit_dir().join("sysusers.d/outpost.conf")).unwrap();
+    // systemd-sysusers makes the user and group from the file, into an empty root.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let conf = unit_dir().join("sysusers.d/outpost.conf");
+    let out = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(&conf)
+        .output()
+        .expect("systemd-sysusers (package systemd)");
+    assert!(out.status.success(), "{out:?}");
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let user: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with("outpost:"))
+        .unwrap_or_else(|| panic!("no outpost user in {passwd}"))
+        .split(':')
+        .collect();
+    assert_eq!(
+        user[5], "/var/lib/outpost",
+        "home: the state directory (ORC writes there)"
+    );
+    let group = std::fs::read_to_string(root.path().join("etc/group")).unwrap();
+    assert!(group.lines().any(|l| l.starts_with("outpost:")), "{group}");
     assert!(
-        sysusers
+        group
             .lines()
-            .any(|l| l.split_whitespace().take(2).eq(["u", "outpost"])),
-        "{sysusers}"
+            .any(|l| l.starts_with("video:") && l.ends_with(":outpost")),
+        "{group}"
     );
     let socket = std::fs::read_to_string(unit_dir().join("outpost-dns.socket")).unwrap();
     for line in [
