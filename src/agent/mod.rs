@@ -1,8 +1,9 @@
 //! The agent: loads the config, applies it to the catalog through the one write path, binds
 //! the DNS sockets and runs everything on one thread (smol's local executor). SIGHUP
-//! reloads the config; SIGTERM and SIGINT stop the agent.
+//! reloads the config; SIGTERM and SIGINT stop the agent; [`notify`] tells systemd.
 
 pub mod membership;
+pub mod notify;
 pub mod replication;
 pub mod sync;
 
@@ -53,6 +54,8 @@ pub enum AgentError {
     Gossip(String),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("{0}")]
+    ServiceManager(String),
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -511,8 +514,14 @@ fn prepare_data_dir(path: &std::path::Path) -> Result<(), AgentError> {
     std::fs::remove_file(&probe).map_err(err)
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(), AgentError> {
+/// Runs the agent until SIGTERM or SIGINT. DNS is served on `dns_sockets` when the service
+/// manager passed any (socket activation), else on the config's addresses and port.
+pub fn run(
+    flags: AgentFlags,
+    config: AgentConfig,
+    host: HostInfo,
+    dns_sockets: notify::DnsSockets,
+) -> Result<(), AgentError> {
     crate::board::log_selection(&config.board);
     if let Some(dir) = config.data_dir.as_ref().filter(|_| !config.dev) {
         prepare_data_dir(dir)?;
@@ -547,12 +556,29 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             .detach();
         }
         let cfg = state.borrow().config.clone();
+        // What the service manager's status line says is served where.
+        let mut serving: Vec<String> = Vec::new();
 
-        if let Some(port) = cfg.ports.dns {
+        if !dns_sockets.is_empty() {
+            let (udp, tcp) = dns_sockets.into_async().map_err(|e| {
+                AgentError::ServiceManager(format!("socket activation: DNS socket: {e}"))
+            })?;
+            for (local, udp) in udp {
+                tracing::info!("DNS listening on {local} (UDP, from the service manager)");
+                serving.push(format!("DNS {local}/udp"));
+                ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
+            }
+            for (local, tcp) in tcp {
+                tracing::info!("DNS listening on {local} (TCP, from the service manager)");
+                serving.push(format!("DNS {local}/tcp"));
+                ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
+            }
+        } else if let Some(port) = cfg.ports.dns {
             for ip in &cfg.dns_addrs {
                 let (udp, tcp) = bind_dns(*ip, port).await?;
                 let local = udp.get_ref().local_addr().map_err(|e| AgentError::Bind { what: "DNS", addr: (*ip, port).into(), source: e })?;
                 tracing::info!("DNS listening on {local} (UDP and TCP)");
+                serving.push(format!("DNS {local}"));
                 ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
                 ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
             }
@@ -569,6 +595,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     .map_err(|source| AgentError::Bind { what, addr, source })?;
                 let local = listener.local_addr().unwrap_or(addr);
                 tracing::info!("{what} listening on {local}");
+                serving.push(format!("{what} {local}"));
                 ex.spawn(http_server::serve(listener, scheme, state.clone(), ex.clone()))
                     .detach();
             }
@@ -612,6 +639,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             )
             .await
             .map_err(|e| AgentError::Gossip(e.to_string()))?;
+            serving.push(format!("gossip {}", handle.local_addr()));
             tracing::info!(
                 "gossip (LAN) on {} ({})",
                 handle.local_addr(),
@@ -656,6 +684,16 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 s.config.files.len()
             );
         }
+        // Every listener is bound: the service manager may start what depends on the agent.
+        // The watchdog pings come from this executor, so a stuck task stops them.
+        if let Some(period) = notify::watchdog_period() {
+            ex.spawn(notify::watchdog(period)).detach();
+        }
+        notify::ready(&format!(
+            "serving {}; node {}",
+            serving.join(", "),
+            cfg.node_name
+        ));
         let mut leave = false;
         loop {
             let next = async { signals.next().await.map(Some) }
@@ -668,15 +706,28 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             };
             match sig {
                 Ok(Signal::Hup) => {
+                    notify::reloading();
                     let mut s = state.borrow_mut();
-                    match s.reload() {
-                        Ok(()) => tracing::info!(
-                            "config reloaded: catalog index {}, {} services",
-                            s.catalog.index(),
-                            s.catalog.service_names().count()
-                        ),
-                        Err(e) => tracing::error!("config reload failed, the previous config stays in force: {e}"),
-                    }
+                    // READY=1 either way: the agent runs on, with the old config if need be.
+                    let status = match s.reload() {
+                        Ok(()) => {
+                            let m = format!(
+                                "config reloaded: catalog index {}, {} services",
+                                s.catalog.index(),
+                                s.catalog.service_names().count()
+                            );
+                            tracing::info!("{m}");
+                            m
+                        }
+                        Err(e) => {
+                            let m = format!(
+                                "config reload failed, the previous config stays in force: {e}"
+                            );
+                            tracing::error!("{m}");
+                            m
+                        }
+                    };
+                    notify::ready(&status);
                 }
                 Ok(sig) => {
                     // As Consul: an interrupted client leaves, a server or a terminated
@@ -688,6 +739,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 Err(e) => tracing::warn!("signal error: {e}"),
             }
         }
+        notify::stopping();
         let gossip = state.borrow().gossip.clone();
         if let Some(g) = gossip {
             if leave {
