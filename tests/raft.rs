@@ -531,6 +531,22 @@ fn a_client_agent_replicates_the_catalog_and_syncs_its_services() {
     assert_eq!(w.body.trim(), "true", "{w:?}");
     assert_eq!(kv_get(&server, "from/client").as_deref(), Some("1"));
     assert_eq!(kv_get(&client, "from/client").as_deref(), Some("1"));
+    // A stale read answers from the replica and says how long ago the leader was heard
+    // (heartbeats every 100 ms); a default read went through the leader: 0.
+    let stale = get(&client, "/v1/kv/from/client?stale");
+    assert_eq!(stale.status, 200, "{stale:?}");
+    assert_eq!(stale.header("x-consul-knownleader"), Some("true"));
+    let contact: u64 = stale
+        .header("x-consul-lastcontact")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(contact < 1_000, "{stale:?}");
+    let default = get(&client, "/v1/kv/from/client");
+    assert_eq!(
+        default.header("x-consul-lastcontact"),
+        Some("0"),
+        "{default:?}"
+    );
     // The client names the real cluster.
     let raft_addr = format!("{server_ip}:8300");
     assert_eq!(get(&client, "/v1/status/leader").json(), raft_addr.as_str());

@@ -129,9 +129,20 @@ pub struct RaftHandle {
     changed: Rc<event_listener::Event>,
     /// Connections to the leader, for forwarded writes.
     pool: Rc<Pool>,
+    /// When the last message from the leader arrived.
+    contact: Rc<std::cell::Cell<Option<Instant>>>,
 }
 
 impl RaftHandle {
+    /// How long ago this server last heard from its leader (Consul's
+    /// `X-Consul-LastContact`): zero on the leader, `None` while it has heard from none.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.status.borrow().is_leader {
+            return Some(Duration::ZERO);
+        }
+        self.contact.get().map(|t| t.elapsed())
+    }
+
     /// Proposes `command` on this server. [`Outcome::Applied`] once it is committed and
     /// applied here (so a read of this server's state sees it); [`Outcome::NotLeader`] on a
     /// follower. [`RaftHandle::write`] is the same on the leader, and forwards from a
@@ -468,6 +479,7 @@ impl RaftServer {
             timeout: cfg.request_timeout,
             changed: changed.clone(),
             pool: Rc::new(Pool::new(link.clone(), ex.clone())),
+            contact: Rc::default(),
         };
         let answer = handle.clone();
         let service: tcp::RpcService = Rc::new(move |request| {
@@ -496,6 +508,7 @@ impl RaftServer {
             link,
             changed,
             hints: BTreeMap::new(),
+            contact: handle.contact.clone(),
             snapshotting: None,
         };
         let run = ex.spawn(driver.run());
@@ -528,6 +541,8 @@ struct Driver<S> {
     changed: Rc<event_listener::Event>,
     /// [`RaftHandle::set_hints`].
     hints: BTreeMap<u64, String>,
+    /// [`RaftHandle::last_contact`]'s clock.
+    contact: Rc<std::cell::Cell<Option<Instant>>>,
     /// A compaction's snapshot being written (its index and term once durable).
     snapshotting: Option<Task<Result<(u64, u64), StorageError>>>,
 }
@@ -633,6 +648,8 @@ impl<S: StateMachine> Driver<S> {
             TransportEvent::Message { from, bytes } => {
                 if let Err(err) = self.node.handle_message(&bytes) {
                     tracing::debug!("raft: message from server {from} refused: {err}");
+                } else if self.node.leader() == Some(from) {
+                    self.contact.set(Some(Instant::now()));
                 }
             }
             TransportEvent::Unreachable { peer } => self.node.peer_unreachable(peer),
