@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv chromium iproute2 nftables $GSTREAMER_PACKAGES
+ensure_packages build-essential pkg-config git bind9-dnsutils curl openssl python3-venv chromium iproute2 nftables systemd python3-seccomp $GSTREAMER_PACKAGES
 # Node.js for the status page's browser test (playwright-core); any installed node will do.
 command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
 ensure_rust
+scripts/check-yocto.sh # the Yocto layer: crate list = Cargo.lock, oelint-adv, kas schema
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

@@ -21,12 +21,15 @@
 //! - `media` (feature `media`): `media::pipeline` runs the GStreamer pipelines that encode
 //!   each stream once; `media::rtc` is the WebRTC gateway (str0m, ICE-lite, one UDP socket
 //!   for every viewer, sans-IO with a thin smol shell); `media::whep` answers WHEP.
+//! - [`board`]: board profiles (camera, hardware encoders) built in from `board/`, chosen by
+//!   `-board` or the device tree.
 //! - [`cli`]: the commands that talk to a running agent, printing as Consul's CLI does.
 //! - [`agent`]: wires it together on the smol executor: sockets, checks, reload on SIGHUP,
 //!   shutdown.
 //! - [`manual`]: the decisions and their reasons.
 
 pub mod agent;
+pub mod board;
 pub mod catalog;
 pub mod checks;
 pub mod cli;

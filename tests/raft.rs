@@ -450,3 +450,126 @@ fn a_new_server_joins_the_running_cluster_instead_of_forming_another() {
         },
     );
 }
+
+/// A client agent (no `-server`) with a data dir: alone, it answers for its own services;
+/// once a server joins, it becomes a learner of the cluster (a read-only replica): its
+/// services reach the servers' catalog through the leader, the servers' data reaches its
+/// DNS, its writes are forwarded, and `/v1/status` names the real servers. It is listed as
+/// a non-voter, and removed from the configuration when it leaves.
+#[test]
+fn a_client_agent_replicates_the_catalog_and_syncs_its_services() {
+    require_curl();
+    require_dig();
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("c1.d");
+    common::write(
+        &conf,
+        "cam.json",
+        r#"{"service": {"name": "cam", "port": 8554}}"#,
+    );
+    let (client_ip, server_ip) = ("127.0.12.3", "127.0.12.2");
+    let dir = |n: &str| tmp.path().join(n).display().to_string();
+    let common_args = |name: &'static str, ip: &'static str| {
+        vec![
+            "-node",
+            name,
+            "-bind",
+            ip,
+            "-client",
+            ip,
+            "-dns-port",
+            "0",
+            "-http-port",
+            "0",
+            "-serf-lan-port",
+            "8301",
+            "-server-port",
+            "8300",
+        ]
+    };
+    let (c1_dir, r0_dir) = (dir("c1"), dir("r0"));
+    let mut args = common_args("c1", client_ip);
+    args.extend(["-data-dir", &c1_dir, "-config-dir", conf.to_str().unwrap()]);
+    args.extend(["-retry-join", server_ip]);
+    let mut client = Agent::start(&args);
+    let dns = |a: &Agent, name: &str| {
+        common::dig_at(&a.dns.unwrap().ip().to_string(), a.port(), &[name, "A"]).answers("A")
+    };
+    // Alone, it stands on its own config.
+    client.wait_log("no server known yet");
+    assert_eq!(dns(&client, "cam.service.consul"), [client_ip]);
+
+    let mut args = common_args("r0", server_ip);
+    args.extend(["-server", "-bootstrap", "-data-dir", &r0_dir]);
+    let server = Agent::start(&args);
+    client.wait_log("raft replica on");
+    // The client's service reaches the server's catalog (written through the leader).
+    wait_for("cam in the server's DNS", Duration::from_secs(20), || {
+        let a = dns(&server, "cam.service.consul");
+        (a == [client_ip]).then_some(()).ok_or(format!("{a:?}"))
+    });
+    // The server's data reaches the client's replica.
+    let reg = curl_in(
+        None,
+        &[
+            "-X",
+            "PUT",
+            "--data",
+            r#"{"Node": "nvr1", "Address": "127.0.12.9", "Service": {"Service": "nvr", "Port": 80}}"#,
+            &format!("http://{}/v1/catalog/register", server.http.unwrap()),
+        ],
+    );
+    assert_eq!(reg.status, 200, "{reg:?}");
+    wait_for("nvr in the client's DNS", Duration::from_secs(10), || {
+        let a = dns(&client, "nvr.service.consul");
+        (a == ["127.0.12.9"]).then_some(()).ok_or(format!("{a:?}"))
+    });
+    // And its own service is still answered, now from the replica.
+    assert_eq!(dns(&client, "cam.service.consul"), [client_ip]);
+    // A write on the client goes to the leader; both read it.
+    let w = kv_put(&client, "from/client", "1");
+    assert_eq!(w.body.trim(), "true", "{w:?}");
+    assert_eq!(kv_get(&server, "from/client").as_deref(), Some("1"));
+    assert_eq!(kv_get(&client, "from/client").as_deref(), Some("1"));
+    // A stale read answers from the replica and says how long ago the leader was heard
+    // (heartbeats every 100 ms); a default read went through the leader: 0.
+    let stale = get(&client, "/v1/kv/from/client?stale");
+    assert_eq!(stale.status, 200, "{stale:?}");
+    assert_eq!(stale.header("x-consul-knownleader"), Some("true"));
+    let contact: u64 = stale
+        .header("x-consul-lastcontact")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(contact < 1_000, "{stale:?}");
+    let default = get(&client, "/v1/kv/from/client");
+    assert_eq!(
+        default.header("x-consul-lastcontact"),
+        Some("0"),
+        "{default:?}"
+    );
+    // The client names the real cluster.
+    let raft_addr = format!("{server_ip}:8300");
+    assert_eq!(get(&client, "/v1/status/leader").json(), raft_addr.as_str());
+    assert_eq!(
+        get(&client, "/v1/status/peers").json(),
+        serde_json::json!([raft_addr])
+    );
+    // The server lists it as a non-voter.
+    let peers = ok(&server, &["operator", "raft", "list-peers"]);
+    let c1 = peers.lines().find(|l| l.starts_with("c1")).unwrap_or("");
+    assert!(
+        c1.contains(&format!("{client_ip}:8300")) && c1.contains("false"),
+        "{peers}"
+    );
+    // A graceful leave removes it from the configuration.
+    assert_eq!(ok(&client, &["leave"]), "Graceful leave complete\n");
+    let _ = client.child.wait();
+    wait_for(
+        "c1 out of the configuration",
+        Duration::from_secs(10),
+        || {
+            let peers = ok(&server, &["operator", "raft", "list-peers"]);
+            (!peers.contains("c1")).then_some(()).ok_or(peers)
+        },
+    );
+}

@@ -40,12 +40,22 @@ pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(3);
 const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 const FAILED_OUTPUT: &str = "Agent not live or unreachable";
 
-/// This node as a member: its name, gossip address and Consul's tags.
-pub fn local_node(c: &AgentConfig, port: u16) -> gossip::Node {
+/// This node as a member: its name, gossip address and Consul's tags. `raft_port` is the
+/// port its Raft listener is bound to, if it has one (a server's RPC port; a client's
+/// replica port, carried in the tags but not shown as Consul's `port`).
+pub fn local_node(c: &AgentConfig, port: u16, raft_port: Option<u16>) -> gossip::Node {
+    let raft_port = raft_port.or(c.ports.server).unwrap_or(8300);
     let mut tags = if c.server {
-        Tags::server(&c.datacenter, c.ports.server.unwrap_or(8300))
+        Tags::server(&c.datacenter, raft_port)
     } else {
-        Tags::client(&c.datacenter)
+        Tags {
+            port: if super::replication::learns(c) {
+                raft_port
+            } else {
+                0
+            },
+            ..Tags::client(&c.datacenter)
+        }
     };
     tags.bootstrap = c.server && (c.bootstrap || c.dev);
     tags.expect = c

@@ -1,8 +1,9 @@
 //! The agent: loads the config, applies it to the catalog through the one write path, binds
 //! the DNS sockets and runs everything on one thread (smol's local executor). SIGHUP
-//! reloads the config; SIGTERM and SIGINT stop the agent.
+//! reloads the config; SIGTERM and SIGINT stop the agent; [`notify`] tells systemd.
 
 pub mod membership;
+pub mod notify;
 pub mod replication;
 pub mod sync;
 
@@ -53,6 +54,8 @@ pub enum AgentError {
     Gossip(String),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("{0}")]
+    ServiceManager(String),
 }
 
 /// Everything the agent's tasks share. Single-threaded: borrowed only between awaits.
@@ -107,6 +110,11 @@ pub struct StreamStatus {
     pub height: u32,
     pub fps: f64,
     pub bitrate_kbps: f64,
+    /// The encoder element (empty for `rtp`, which arrives encoded, and until the media
+    /// hub built the stream), whether it is the board's hardware one, and why.
+    pub encoder: String,
+    pub encoder_hardware: bool,
+    pub encoder_reason: String,
 }
 
 impl StreamStatus {
@@ -124,6 +132,9 @@ impl StreamStatus {
             height: 0,
             fps: 0.0,
             bitrate_kbps: 0.0,
+            encoder: String::new(),
+            encoder_hardware: false,
+            encoder_reason: String::new(),
         }
     }
 }
@@ -275,7 +286,7 @@ impl State {
     }
 }
 
-/// What the machine says about itself: host name and interface addresses.
+/// What the machine says about itself: host name, interface addresses, device tree.
 pub fn host_info() -> HostInfo {
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
     // Only the first label: a DNS label is what a node name must be.
@@ -286,6 +297,9 @@ pub fn host_info() -> HostInfo {
     HostInfo {
         hostname,
         addresses,
+        device_tree: crate::board::devicetree::read(std::path::Path::new(
+            crate::board::devicetree::DEFAULT_ROOT,
+        )),
     }
 }
 
@@ -369,8 +383,11 @@ pub fn reload(state: &mut State, flags: &AgentFlags, host: &HostInfo) -> Result<
     }
     // The media task applies the new streams (pipelines are built off the executor); until
     // then they show as configured, idle.
-    if state.config.streams != new.streams {
+    if state.config.streams != new.streams || state.config.board != new.board {
         state.streams_changed.notify(usize::MAX);
+    }
+    if state.config.board != new.board {
+        crate::board::log_selection(&new.board);
     }
     state
         .stream_status
@@ -497,8 +514,15 @@ fn prepare_data_dir(path: &std::path::Path) -> Result<(), AgentError> {
     std::fs::remove_file(&probe).map_err(err)
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(), AgentError> {
+/// Runs the agent until SIGTERM or SIGINT. DNS is served on `dns_sockets` when the service
+/// manager passed any (socket activation), else on the config's addresses and port.
+pub fn run(
+    flags: AgentFlags,
+    config: AgentConfig,
+    host: HostInfo,
+    dns_sockets: notify::DnsSockets,
+) -> Result<(), AgentError> {
+    crate::board::log_selection(&config.board);
     if let Some(dir) = config.data_dir.as_ref().filter(|_| !config.dev) {
         prepare_data_dir(dir)?;
     }
@@ -532,12 +556,29 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             .detach();
         }
         let cfg = state.borrow().config.clone();
+        // What the service manager's status line says is served where.
+        let mut serving: Vec<String> = Vec::new();
 
-        if let Some(port) = cfg.ports.dns {
+        if !dns_sockets.is_empty() {
+            let (udp, tcp) = dns_sockets.into_async().map_err(|e| {
+                AgentError::ServiceManager(format!("socket activation: DNS socket: {e}"))
+            })?;
+            for (local, udp) in udp {
+                tracing::info!("DNS listening on {local} (UDP, from the service manager)");
+                serving.push(format!("DNS {local}/udp"));
+                ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
+            }
+            for (local, tcp) in tcp {
+                tracing::info!("DNS listening on {local} (TCP, from the service manager)");
+                serving.push(format!("DNS {local}/tcp"));
+                ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
+            }
+        } else if let Some(port) = cfg.ports.dns {
             for ip in &cfg.dns_addrs {
                 let (udp, tcp) = bind_dns(*ip, port).await?;
                 let local = udp.get_ref().local_addr().map_err(|e| AgentError::Bind { what: "DNS", addr: (*ip, port).into(), source: e })?;
                 tracing::info!("DNS listening on {local} (UDP and TCP)");
+                serving.push(format!("DNS {local}"));
                 ex.spawn(server::serve_udp(udp, shared.clone(), ex.clone())).detach();
                 ex.spawn(server::serve_tcp(tcp, shared.clone(), ex.clone())).detach();
             }
@@ -554,11 +595,13 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     .map_err(|source| AgentError::Bind { what, addr, source })?;
                 let local = listener.local_addr().unwrap_or(addr);
                 tracing::info!("{what} listening on {local}");
+                serving.push(format!("{what} {local}"));
                 ex.spawn(http_server::serve(listener, scheme, state.clone(), ex.clone()))
                     .detach();
             }
         }
-        if replication::replicates(&cfg) {
+        let mut raft_port = None;
+        if replication::replicates(&cfg) || replication::learns(&cfg) {
             let fresh = replication::check_data_dir(&cfg).map_err(AgentError::Raft)?;
             let port = cfg.ports.server.unwrap_or(8300);
             let addr = SocketAddr::new(cfg.bind_addr, port);
@@ -569,8 +612,13 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                     addr,
                     source,
                 })?;
+            raft_port = listener.local_addr().ok().map(|a| a.port());
             let writer = replication::Writer::new(ex.clone());
-            state.borrow_mut().raft = Some(writer.clone());
+            if cfg.server {
+                // A server's catalog is the log's from the start; a client's is its own
+                // until it meets a server (see `replication::run`).
+                state.borrow_mut().raft = Some(writer.clone());
+            }
             ex.spawn(replication::run(
                 state.clone(),
                 ex.clone(),
@@ -585,12 +633,13 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             let keyring = membership::initial_keyring(c).map_err(AgentError::Gossip)?;
             let (handle, driver) = crate::cluster::gossip::udp::GossipHandle::bind(
                 bind,
-                membership::local_node(c, port),
+                membership::local_node(c, port, raft_port),
                 membership::gossip_config(c),
                 keyring,
             )
             .await
             .map_err(|e| AgentError::Gossip(e.to_string()))?;
+            serving.push(format!("gossip {}", handle.local_addr()));
             tracing::info!(
                 "gossip (LAN) on {} ({})",
                 handle.local_addr(),
@@ -635,6 +684,16 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 s.config.files.len()
             );
         }
+        // Every listener is bound: the service manager may start what depends on the agent.
+        // The watchdog pings come from this executor, so a stuck task stops them.
+        if let Some(period) = notify::watchdog_period() {
+            ex.spawn(notify::watchdog(period)).detach();
+        }
+        notify::ready(&format!(
+            "serving {}; node {}",
+            serving.join(", "),
+            cfg.node_name
+        ));
         let mut leave = false;
         loop {
             let next = async { signals.next().await.map(Some) }
@@ -647,15 +706,28 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
             };
             match sig {
                 Ok(Signal::Hup) => {
+                    notify::reloading();
                     let mut s = state.borrow_mut();
-                    match s.reload() {
-                        Ok(()) => tracing::info!(
-                            "config reloaded: catalog index {}, {} services",
-                            s.catalog.index(),
-                            s.catalog.service_names().count()
-                        ),
-                        Err(e) => tracing::error!("config reload failed, the previous config stays in force: {e}"),
-                    }
+                    // READY=1 either way: the agent runs on, with the old config if need be.
+                    let status = match s.reload() {
+                        Ok(()) => {
+                            let m = format!(
+                                "config reloaded: catalog index {}, {} services",
+                                s.catalog.index(),
+                                s.catalog.service_names().count()
+                            );
+                            tracing::info!("{m}");
+                            m
+                        }
+                        Err(e) => {
+                            let m = format!(
+                                "config reload failed, the previous config stays in force: {e}"
+                            );
+                            tracing::error!("{m}");
+                            m
+                        }
+                    };
+                    notify::ready(&status);
                 }
                 Ok(sig) => {
                     // As Consul: an interrupted client leaves, a server or a terminated
@@ -667,6 +739,7 @@ pub fn run(flags: AgentFlags, config: AgentConfig, host: HostInfo) -> Result<(),
                 Err(e) => tracing::warn!("signal error: {e}"),
             }
         }
+        notify::stopping();
         let gossip = state.borrow().gossip.clone();
         if let Some(g) = gossip {
             if leave {
@@ -718,14 +791,17 @@ async fn bind_dns(
 async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip: IpAddr) {
     use crate::media::hub::MediaHub;
     let mut hub: Option<Rc<MediaHub>> = None;
-    let mut applied: Option<Vec<crate::config::StreamSpec>> = None;
+    let mut applied: Option<(Vec<crate::config::StreamSpec>, crate::board::Selection)> = None;
     let changed = state.borrow().streams_changed.clone();
     loop {
         // Listen before reading the config, so that a reload meanwhile is not missed.
         let listener = changed.listen();
-        let wanted = state.borrow().config.streams.clone();
+        let wanted = {
+            let s = state.borrow();
+            (s.config.streams.clone(), s.config.board.clone())
+        };
         if applied.as_ref() != Some(&wanted) {
-            if hub.is_none() && !wanted.is_empty() {
+            if hub.is_none() && !wanted.0.is_empty() {
                 let mut key = [0u8; 32];
                 let started = match os_random(&mut key) {
                     Ok(()) => MediaHub::start(ip, key, &ex).await,
@@ -749,7 +825,7 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
                 }
             }
             if let Some(h) = &hub {
-                h.apply(&wanted).await;
+                h.apply(&wanted.0, &wanted.1).await;
             }
             applied = Some(wanted);
             continue;

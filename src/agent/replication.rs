@@ -6,8 +6,11 @@
 //! and remove those that left, and re-registers the agent's own config (anti-entropy)
 //! whenever this server's catalog lacks it.
 //!
-//! A `-dev` agent, an agent without a data dir and a client apply writes locally (a
-//! single dev server behaves as a one-server cluster would).
+//! A client agent with a data dir, gossip and a `-server-port` keeps a replica as a Raft
+//! learner once it meets a server: the leader adds it, its writes (its own config, by
+//! anti-entropy) go to the leader, its DNS answers from the replica; until then it applies
+//! its config locally. A `-dev` agent and an agent without a data dir apply writes locally
+//! (a single dev server behaves as a one-server cluster would).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -30,6 +33,9 @@ use super::State;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the bootstrap, membership and anti-entropy loop looks around.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// How long a leader waits before it removes a learner gossip does not show at all: a new
+/// leader may not have heard of every member yet; later, such a client was reaped.
+const REAP_GRACE: Duration = Duration::from_secs(60);
 
 /// A server's Raft ID: stable for a node name (FNV-1a, never 0), so a restarted server is
 /// the same member and no ID has to be gossiped or stored.
@@ -138,6 +144,18 @@ pub fn replicates(c: &crate::config::AgentConfig) -> bool {
     c.server && !c.dev && c.data_dir.is_some() && c.ports.server.is_some()
 }
 
+/// Whether this agent keeps a replica as a Raft learner: a client (no `-server`) with a
+/// data dir, gossip and a `-server-port` to receive the log on. Until it meets a server by
+/// gossip it applies its config locally, standing alone; from then on its catalog is the
+/// cluster's, its writes go to the leader and its DNS answers from the replica.
+pub fn learns(c: &crate::config::AgentConfig) -> bool {
+    !c.server
+        && !c.dev
+        && c.data_dir.is_some()
+        && c.ports.server.is_some()
+        && c.ports.serf_lan.is_some()
+}
+
 /// Binds `-server-port`, then runs the Raft server on `state` for as long as the agent
 /// runs: at once with `-bootstrap` or a data dir that holds a cluster already; with
 /// `-bootstrap-expect N` once N servers expecting N have met by gossip (the same sorted
@@ -183,8 +201,13 @@ pub async fn run(
     };
     let advertised = SocketAddr::new(c.advertise_addr, local.port()).to_string();
     let id = server_id(&name);
+    if !c.server && fresh {
+        // A client stands alone until a server shows up (one that has been a learner
+        // before goes on from its data dir at once).
+        wait_for_a_server(&state).await;
+    }
     let bootstrap = match (c.bootstrap, c.bootstrap_expect) {
-        _ if !fresh => None,
+        _ if !fresh || !c.server => None,
         (true, _) => Some(vec![(id, advertised.clone())]),
         (false, Some(n)) => {
             tracing::info!("bootstrap-expect {n}: waiting for {n} servers to meet by gossip");
@@ -220,14 +243,25 @@ pub async fn run(
             return;
         }
     };
-    tracing::info!(
-        "raft on {local} (server id {id:016x}), data in {}",
-        dir.display()
-    );
+    if c.server {
+        tracing::info!(
+            "raft on {local} (server id {id:016x}), data in {}",
+            dir.display()
+        );
+    } else {
+        tracing::info!(
+            "raft replica on {local} (learner id {id:016x}; the leader adds it), data in {}",
+            dir.display()
+        );
+    }
     let handle = server.handle();
     let keys = raft_keys(&state.borrow());
     handle.set_keys(&keys);
     *writer.handle.borrow_mut() = Some(handle.clone());
+    if !c.server {
+        // From here writes go to the leader and the catalog is the cluster's.
+        state.borrow_mut().raft = Some(writer);
+    }
     look_around(state, handle, id).await;
     drop(server);
 }
@@ -292,6 +326,26 @@ async fn wait_for_servers(
     }
 }
 
+/// Waits until gossip shows a live server of this datacenter.
+async fn wait_for_a_server(state: &Rc<RefCell<State>>) {
+    let mut told = false;
+    loop {
+        if gossip_servers(&state.borrow())
+            .iter()
+            .any(|(_, _, alive, _)| *alive)
+        {
+            return;
+        }
+        if !told {
+            tracing::info!(
+                "no server known yet: this agent's catalog stands alone until one joins"
+            );
+            told = true;
+        }
+        async_io::Timer::after(LOOK_EVERY).await;
+    }
+}
+
 /// The voters of the cluster the server at `addr` belongs to, if it belongs to one. A
 /// server still waiting for its peers does not answer on its Raft port yet: none.
 async fn cluster_of(
@@ -349,6 +403,25 @@ fn gossip_servers(state: &State) -> Vec<(u64, String, bool, u16)> {
         .collect()
 }
 
+/// The clients gossip knows that keep a replica: (Raft ID, replica address, status).
+fn gossip_clients(state: &State) -> Vec<(u64, String, MemberStatus)> {
+    let Some(g) = &state.gossip else {
+        return Vec::new();
+    };
+    g.members()
+        .into_iter()
+        .filter(|m| {
+            m.tags().role == Role::Client
+                && m.tags().port != 0
+                && m.tags().dc == state.config.datacenter
+        })
+        .map(|m| {
+            let addr = SocketAddr::new(m.addr().ip(), m.tags().port).to_string();
+            (server_id(m.name()), addr, m.status)
+        })
+        .collect()
+}
+
 /// Bootstraps with `-bootstrap-expect`, adds and removes servers as the leader, and
 /// re-registers this agent's config when the catalog lacks it (after a bootstrap, a restore
 /// or a leader change).
@@ -356,10 +429,27 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
     // Soon after start (a single server elects itself at once), then every LOOK_EVERY.
     let mut wait = Duration::from_millis(20);
     let mut announced = false;
+    let mut led_since = None;
     loop {
         async_io::Timer::after(wait).await;
         wait = LOOK_EVERY;
         let status = handle.status();
+        // Servers' addresses from gossip, for a member the leader added that has not yet
+        // had the snapshot naming them (it must answer the leader before that).
+        if status.leader.is_none() || !status.peers.contains_key(&id) {
+            handle.set_hints(
+                gossip_servers(&state.borrow())
+                    .into_iter()
+                    .filter(|(i, _, alive, _)| *alive && *i != id)
+                    .map(|(i, a, _, _)| (i, a))
+                    .collect(),
+            );
+        }
+        if !status.is_leader {
+            led_since = None;
+        } else if led_since.is_none() {
+            led_since = Some(std::time::Instant::now());
+        }
         if status.is_leader {
             let servers = gossip_servers(&state.borrow());
             // One membership change at a time: add a live server raft does not have, or
@@ -380,6 +470,38 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
             let left = state.borrow().left_servers();
             if let Some(i) = status.peers.keys().find(|p| **p != id && left.contains(p)) {
                 tracing::info!("removing server id {i:016x} that left");
+                let _ = handle
+                    .change_membership(ConfChangeRecord::Remove { id: *i })
+                    .await;
+                continue;
+            }
+            // Client agents with a replica port follow as learners; one that left or
+            // whose failed member was reaped stops being one.
+            let clients = gossip_clients(&state.borrow());
+            let missing = clients.iter().find(|(i, _, m)| {
+                *m == MemberStatus::Alive
+                    && !status.peers.contains_key(i)
+                    && !status.learners.contains_key(i)
+            });
+            if let Some((i, addr, _)) = missing {
+                tracing::info!("adding client {addr} (id {i:016x}) to raft as a learner");
+                let _ = handle
+                    .change_membership(ConfChangeRecord::AddLearner {
+                        id: *i,
+                        addr: addr.clone(),
+                    })
+                    .await;
+                continue;
+            }
+            let gone = status.learners.keys().find(|l| {
+                match clients.iter().find(|(i, _, _)| i == *l) {
+                    Some((_, _, s)) => *s == MemberStatus::Left,
+                    // Not in gossip at all: reaped, or not seen yet by a new leader.
+                    None => led_since.is_some_and(|t| t.elapsed() > REAP_GRACE),
+                }
+            });
+            if let Some(i) = gone {
+                tracing::info!("removing learner id {i:016x}: its client left");
                 let _ = handle
                     .change_membership(ConfChangeRecord::Remove { id: *i })
                     .await;

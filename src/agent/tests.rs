@@ -6,6 +6,7 @@ fn host() -> HostInfo {
     HostInfo {
         hostname: "box1".into(),
         addresses: vec!["10.1.2.3".parse().unwrap()],
+        ..HostInfo::default()
     }
 }
 

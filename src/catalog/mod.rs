@@ -9,7 +9,7 @@ pub mod state;
 
 pub use command::{Change, CheckUpdate, Command, Deregistration, KvDelete, KvSet, Registration};
 pub use kv::{Kv, KvEntry};
-pub use model::{Check, CheckDefinition, Health, Node, Service, Weights};
+pub use model::{Check, CheckDefinition, Health, Meta, Node, Service, Weights};
 pub use snapshot::SnapshotError;
 pub use state::{
     ApplyError, Catalog, CheckEntry, HealthFilter, Instance, NodeEntry, ServiceEntry, Topic,

@@ -6,6 +6,7 @@
 //! answers follow), checks, every index, KV entries, tombstones and the tombstone floor.
 //! Internal slot numbers are renumbered densely; nothing observable depends on them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -39,44 +40,46 @@ pub enum SnapshotError {
 
 const VERSION: u32 = 1;
 
+// The records borrow from the catalog when written (a snapshot copies nothing but the
+// bytes) and own their data when read.
 #[derive(Serialize, Deserialize)]
-struct SnapshotV1 {
+struct SnapshotV1<'a> {
     version: u32,
     index: u64,
     nodes_index: u64,
     services_index: u64,
     checks_index: u64,
     /// In slot order.
-    nodes: Vec<NodeRecord>,
+    nodes: Vec<NodeRecord<'a>>,
     /// In slot order.
-    services: Vec<ServiceRecord>,
+    services: Vec<ServiceRecord<'a>>,
     /// Sorted by key, so equal catalogs give equal bytes.
-    service_names: Vec<NameRecord>,
-    kv_entries: Vec<KvEntry>,
-    kv_tombstones: Vec<(String, u64)>,
+    service_names: Vec<NameRecord<'a>>,
+    kv_entries: Vec<Cow<'a, KvEntry>>,
+    kv_tombstones: Vec<(Cow<'a, str>, u64)>,
     kv_floor: u64,
     kv_index: u64,
 }
 
 #[derive(Serialize, Deserialize)]
-struct NodeRecord {
-    node: Node,
+struct NodeRecord<'a> {
+    node: Cow<'a, Node>,
     create_index: u64,
     modify_index: u64,
     data_index: u64,
-    checks: Vec<CheckRecord>,
+    checks: Vec<CheckRecord<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct CheckRecord {
-    check: Check,
+struct CheckRecord<'a> {
+    check: Cow<'a, Check>,
     create_index: u64,
     modify_index: u64,
 }
 
 #[derive(Serialize, Deserialize)]
-struct ServiceRecord {
-    service: Service,
+struct ServiceRecord<'a> {
+    service: Cow<'a, Service>,
     create_index: u64,
     modify_index: u64,
     /// Position of its node in `nodes`.
@@ -84,8 +87,8 @@ struct ServiceRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct NameRecord {
-    key: String,
+struct NameRecord<'a> {
+    key: Cow<'a, str>,
     modify_index: u64,
     /// Positions in `services`, in the order queries return them.
     instances: Vec<u32>,
@@ -111,7 +114,7 @@ impl Catalog {
             .nodes
             .iter()
             .map(|(_, n)| NodeRecord {
-                node: n.node.clone(),
+                node: Cow::Borrowed(&n.node),
                 create_index: n.create_index,
                 modify_index: n.modify_index,
                 data_index: n.data_index,
@@ -119,7 +122,7 @@ impl Catalog {
                     .checks
                     .values()
                     .map(|c| CheckRecord {
-                        check: c.check.clone(),
+                        check: Cow::Borrowed(&c.check),
                         create_index: c.create_index,
                         modify_index: c.modify_index,
                     })
@@ -130,7 +133,7 @@ impl Catalog {
             .services
             .iter()
             .map(|(_, s)| ServiceRecord {
-                service: s.service.clone(),
+                service: Cow::Borrowed(&s.service),
                 create_index: s.create_index,
                 modify_index: s.modify_index,
                 node: node_pos[&s.node],
@@ -140,7 +143,7 @@ impl Catalog {
             .service_names
             .iter()
             .map(|(k, sn)| NameRecord {
-                key: k.clone(),
+                key: Cow::Borrowed(k.as_str()),
                 modify_index: sn.modify_index,
                 instances: sn.instances.iter().map(|s| service_pos[s]).collect(),
             })
@@ -155,12 +158,12 @@ impl Catalog {
             nodes,
             services,
             service_names,
-            kv_entries: self.kv.entries.values().cloned().collect(),
+            kv_entries: self.kv.entries.values().map(Cow::Borrowed).collect(),
             kv_tombstones: self
                 .kv
                 .tombstones
                 .iter()
-                .map(|(k, &i)| (k.clone(), i))
+                .map(|(k, &i)| (Cow::Borrowed(k.as_str()), i))
                 .collect(),
             kv_floor: self.kv.floor,
             kv_index: self.kv.index,
@@ -199,27 +202,28 @@ impl Catalog {
             topics: Vec::new(),
         };
         for n in snap.nodes {
-            let nk = key(&n.node.name);
-            let ip = n.node.address.parse::<IpAddr>().ok();
+            let node = n.node.into_owned();
+            let nk = key(&node.name);
+            let ip = node.address.parse::<IpAddr>().ok();
             let mut checks = BTreeMap::new();
             for r in n.checks {
                 if checks.contains_key(&r.check.id) {
                     return bad(format!(
                         "node {:?} has check {:?} twice",
-                        n.node.name, r.check.id
+                        node.name, r.check.id
                     ));
                 }
                 checks.insert(
                     r.check.id.clone(),
                     CheckEntry {
-                        check: r.check,
+                        check: r.check.into_owned(),
                         create_index: r.create_index,
                         modify_index: r.modify_index,
                     },
                 );
             }
             let slot = c.nodes.insert(NodeEntry {
-                node: n.node,
+                node,
                 ip,
                 create_index: n.create_index,
                 modify_index: n.modify_index,
@@ -246,7 +250,7 @@ impl Catalog {
             let ip = s.service.address.parse::<IpAddr>().ok();
             let id = s.service.id.clone();
             let slot = c.services.insert(ServiceEntry {
-                service: s.service,
+                service: s.service.into_owned(),
                 ip,
                 health,
                 create_index: s.create_index,
@@ -288,7 +292,7 @@ impl Catalog {
                 return bad(format!("service name {:?} has no instances", n.key));
             }
             c.service_names.insert(
-                n.key,
+                n.key.into_owned(),
                 ServiceName {
                     modify_index: n.modify_index,
                     instances,
@@ -303,11 +307,15 @@ impl Catalog {
         }
         for e in snap.kv_entries {
             let k = e.key.clone();
-            if c.kv.entries.insert(k.clone(), e).is_some() {
+            if c.kv.entries.insert(k.clone(), e.into_owned()).is_some() {
                 return bad(format!("KV key {k:?} appears twice"));
             }
         }
-        c.kv.tombstones = snap.kv_tombstones.into_iter().collect();
+        c.kv.tombstones = snap
+            .kv_tombstones
+            .into_iter()
+            .map(|(k, i)| (k.into_owned(), i))
+            .collect();
         c.kv.floor = snap.kv_floor;
         c.kv.index = snap.kv_index;
         Ok(c)

@@ -623,3 +623,39 @@ fn topics_of_registration_and_deregistration() {
     assert!(t.contains(&Topic::Service("a".into())) && t.contains(&Topic::Nodes));
     assert_eq!((c.services_index(), c.nodes_index()), (4, 4));
 }
+
+/// `Meta` is a map on every wire: the same JSON and the same postcard bytes as the
+/// `BTreeMap` it replaced (logs and snapshots written before read back unchanged).
+#[test]
+fn meta_reads_and_writes_as_the_map_it_replaced() {
+    let map: std::collections::BTreeMap<String, String> = [("b", "2"), ("a", "1"), ("c", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut meta = Meta::default();
+    for (k, v) in [("b", "x"), ("c", ""), ("a", "1"), ("b", "2")] {
+        meta.insert(k.into(), v.into());
+    }
+    assert_eq!(meta, Meta::from(map.clone()));
+    assert_eq!(meta.get("b").map(String::as_str), Some("2"));
+    assert_eq!(meta.get("z"), None);
+    assert_eq!(meta.len(), 3);
+    assert_eq!(
+        serde_json::to_string(&meta).unwrap(),
+        serde_json::to_string(&map).unwrap()
+    );
+    assert_eq!(
+        postcard::to_allocvec(&meta).unwrap(),
+        postcard::to_allocvec(&map).unwrap()
+    );
+    let back: Meta = postcard::from_bytes(&postcard::to_allocvec(&map).unwrap()).unwrap();
+    assert_eq!(back, meta);
+    let from_json: Meta = serde_json::from_str(r#"{"z": "1", "a": "2"}"#).unwrap();
+    assert_eq!(
+        from_json
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "z"]
+    );
+}

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub encrypt: Option<String>,
     pub reconnect_timeout: Option<String>,
     pub log_level: Option<String>,
+    /// outpost extension: the board profile (a built-in name or a profile file's path).
+    pub board: Option<String>,
     pub enable_script_checks: Option<bool>,
     pub node_meta: Option<BTreeMap<String, String>>,
     pub service: Option<ServiceFile>,

@@ -79,6 +79,13 @@ pub struct AgentFlags {
     /// Gossip encryption key (32 bytes in base64; `outpost keygen` makes one).
     #[arg(long, value_name = "KEY")]
     pub encrypt: Option<String>,
+    /// Board profile: rpi4, rpi5, rk3588, imx8mp, jetson-orin, qemu-arm64, generic, or the
+    /// path of a profile file (*.json). Default: the profile the device tree matches.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub board: Option<String>,
+    /// Where to read the device tree that identifies the board (default /proc/device-tree).
+    #[arg(long = "device-tree", value_name = "DIR")]
+    pub device_tree: Option<PathBuf>,
     /// trace, debug, info, warn or error (default info).
     #[arg(long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,

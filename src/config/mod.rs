@@ -4,7 +4,7 @@
 mod duration;
 pub mod file;
 pub mod flags;
-mod locate;
+pub(crate) mod locate;
 pub mod stream;
 mod validate;
 
@@ -89,6 +89,8 @@ pub struct HostInfo {
     pub hostname: String,
     /// Addresses of the host's interfaces, used to pick an advertise address.
     pub addresses: Vec<IpAddr>,
+    /// The device tree, to pick the board profile (empty on a PC).
+    pub device_tree: crate::board::DeviceTree,
 }
 
 /// A config file's text and where it came from.
@@ -197,6 +199,8 @@ pub struct AgentConfig {
     pub external_nodes: Vec<ExternalNode>,
     /// Live video streams (served when the `media` feature is built in).
     pub streams: Vec<StreamSpec>,
+    /// The board profile (camera defaults, encoders) and why it was chosen.
+    pub board: crate::board::Selection,
     /// The files read, in the order they were merged.
     pub files: Vec<PathBuf>,
 }
@@ -208,8 +212,8 @@ impl AgentConfig {
             name: self.node_name.clone(),
             address: self.advertise_addr.to_string(),
             datacenter: self.datacenter.clone(),
-            tagged_addresses: BTreeMap::new(),
-            meta: self.node_meta.clone(),
+            tagged_addresses: Default::default(),
+            meta: self.node_meta.clone().into(),
         }
     }
 
@@ -281,7 +285,8 @@ pub fn read_sources(flags: &AgentFlags) -> Result<Vec<Source>, ConfigError> {
     Ok(sources)
 }
 
-fn read_file(path: &Path) -> Result<String, ConfigError> {
+/// A config (or board profile) file's text, refused over [`MAX_FILE_BYTES`].
+pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
     let meta =
         std::fs::metadata(path).map_err(|e| ConfigError::io(path, format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
@@ -338,6 +343,21 @@ fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ConfigError> {
 
 /// Parses one file's text, with serde's message, the field path and the position.
 pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    parse_json(
+        name,
+        text,
+        "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}",
+    )
+}
+
+/// Parses a JSON object from `text` (the file `name`) into `T`: a syntax error gives its
+/// position, a type error the field path too; `not_object` is the message when the text
+/// is not a JSON object at all.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    name: &Path,
+    text: &str,
+    not_object: &str,
+) -> Result<T, ConfigError> {
     let start = text.len() - text.trim_start().len();
     if !text[start..].starts_with('{') {
         let (line, column) = locate::line_col(text, start);
@@ -346,13 +366,11 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
             line,
             column,
             field: String::new(),
-            message:
-                "expected a JSON object, such as {\"service\": {\"name\": \"web\", \"port\": 80}}"
-                    .into(),
+            message: not_object.into(),
         });
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed: Result<FileConfig, _> = serde_path_to_error::deserialize(&mut de);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let at = |e: serde_json::Error, field: String| {
         let mut message = e.to_string();
         // serde_json appends " at line L column C"; the position is printed up front instead.
@@ -390,8 +408,9 @@ pub fn parse_source(name: &Path, text: &str) -> Result<FileConfig, ConfigError> 
     }
 }
 
-/// Builds the validated configuration from flags and sources. Pure: the same inputs give the
-/// same result or the same first error.
+/// Builds the validated configuration from flags and sources. Pure but for reading the board
+/// profile file a `-board` or `board` path names: the same inputs give the same result or
+/// the same first error.
 pub fn build(
     flags: &AgentFlags,
     sources: &[Source],
@@ -401,9 +420,19 @@ pub fn build(
 }
 
 /// Reads and builds in one step: what the agent does at start-up and on reload.
+/// `-device-tree DIR` replaces the host's device tree.
 pub fn load(flags: &AgentFlags, host: &HostInfo) -> Result<AgentConfig, ConfigError> {
     let sources = read_sources(flags)?;
-    build(flags, &sources, host)
+    match &flags.device_tree {
+        Some(dir) => {
+            let host = HostInfo {
+                device_tree: crate::board::devicetree::read(dir),
+                ..host.clone()
+            };
+            build(flags, &sources, &host)
+        }
+        None => build(flags, &sources, host),
+    }
 }
 
 #[cfg(test)]

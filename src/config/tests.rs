@@ -10,6 +10,7 @@ fn host() -> HostInfo {
             "127.0.0.1".parse().unwrap(),
             "192.168.1.20".parse().unwrap(),
         ],
+        ..HostInfo::default()
     }
 }
 
@@ -464,4 +465,131 @@ fn stream_mistakes_point_at_the_culprit() {
     );
     assert_eq!(x.field, "streams[1].audio_port");
     assert!(x.message.contains("\"a\""), "{x}");
+}
+
+#[test]
+fn a_camera_stream_without_device_or_mode_gets_the_boards_camera() {
+    let flags = AgentFlags {
+        board: Some("rpi4".into()),
+        ..flags_with_dir()
+    };
+    let text = r#"{"streams": [{"name": "cam", "source": "v4l2", "codec": "h264"},
+                                {"name": "small", "source": "v4l2", "device": "/dev/video2", "width": 320},
+                                {"name": "pattern", "source": "test"}]}"#;
+    let c = build(&flags, &[src("cams.json", text)], &host()).unwrap();
+    assert_eq!(c.board.profile.name, "rpi4");
+    assert_eq!(c.board.chosen, crate::board::Chosen::Flag);
+    let cam = &c.streams[0];
+    assert_eq!(
+        cam.source,
+        StreamSource::V4l2 {
+            device: "/dev/video0".into()
+        }
+    );
+    assert_eq!((cam.width, cam.height, cam.fps), (1280, 720, 30));
+    let small = &c.streams[1];
+    assert_eq!(
+        (small.width, small.height, small.source.clone()),
+        (
+            320,
+            720,
+            StreamSource::V4l2 {
+                device: "/dev/video2".into()
+            }
+        ),
+        "what the stream says wins"
+    );
+    assert_eq!(
+        (c.streams[2].width, c.streams[2].height),
+        (640, 480),
+        "test streams keep their own default"
+    );
+    // A board without a camera (and the generic profile) wants the device named.
+    let flags = AgentFlags {
+        board: Some("qemu-arm64".into()),
+        ..flags_with_dir()
+    };
+    let e = build(
+        &flags,
+        &[src(
+            "cams.json",
+            r#"{"stream": {"name": "c", "source": "v4l2"}}"#,
+        )],
+        &host(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "stream.device");
+    assert!(
+        e.message.contains("qemu-arm64 has no default camera"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_board_comes_from_the_flag_the_config_or_the_device_tree() {
+    let pi5 = HostInfo {
+        device_tree: crate::board::DeviceTree::from_bytes(
+            Some(b"Raspberry Pi 5 Model B Rev 1.0\0"),
+            Some(b"raspberrypi,5-model-b\0brcm,bcm2712\0"),
+        ),
+        ..host()
+    };
+    let c = build(&flags_with_dir(), &[], &pi5).unwrap();
+    assert_eq!(
+        (c.board.profile.name.as_str(), c.board.source()),
+        ("rpi5", "device tree")
+    );
+    let c = build(&flags_with_dir(), &[], &host()).unwrap();
+    assert_eq!(
+        (c.board.profile.name.as_str(), c.board.source()),
+        ("generic", "default")
+    );
+    let file = src("agent.json", "{\n  \"board\": \"rk3588\"\n}");
+    let c = build(&flags_with_dir(), std::slice::from_ref(&file), &pi5).unwrap();
+    assert_eq!(c.board.profile.name, "rk3588");
+    assert_eq!(
+        c.board.chosen,
+        crate::board::Chosen::ConfigFile("agent.json:2:12".into())
+    );
+    let flags = AgentFlags {
+        board: Some("imx8mp".into()),
+        ..flags_with_dir()
+    };
+    let c = build(&flags, &[file], &pi5).unwrap();
+    assert_eq!(
+        c.board.profile.name, "imx8mp",
+        "the flag wins over the file"
+    );
+}
+
+#[test]
+fn an_unknown_board_names_the_known_ones_where_it_was_set() {
+    let flags = AgentFlags {
+        board: Some("nosuch".into()),
+        ..flags_with_dir()
+    };
+    let e = build(&flags, &[], &host()).unwrap_err();
+    assert_eq!(e.field, "-board");
+    assert!(
+        e.message
+            .contains("rpi4, rpi5, rk3588, imx8mp, jetson-orin, qemu-arm64, generic"),
+        "{e}"
+    );
+    let e = build_one("{\"node_name\": \"a\",\n \"board\": \"pi4\"}").unwrap_err();
+    assert_eq!(
+        (e.field.as_str(), e.line, e.column),
+        ("board", 2, 11),
+        "{e}"
+    );
+    // A broken profile file stops the build, naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.json");
+    std::fs::write(&path, r#"{"name": "b", "description": "d", "camera": {}}"#).unwrap();
+    let flags = AgentFlags {
+        board: Some(path.display().to_string()),
+        ..flags_with_dir()
+    };
+    let e = build(&flags, &[], &host()).unwrap_err();
+    assert_eq!(e.file.as_deref(), Some(path.as_path()), "{e}");
+    assert!(e.message.contains("missing field `device`"), "{e}");
 }

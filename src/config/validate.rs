@@ -11,6 +11,7 @@ use super::{
     ServiceDef, Source, StreamSource, StreamSpec, TlsSettings, VideoCodec, parse_duration,
     parse_source,
 };
+use crate::board::{Chosen, SelectError, Selection};
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
 
 /// Where a value came from: a file and the JSON path inside it.
@@ -148,6 +149,7 @@ pub fn build(
     let mut encrypt = Setting::new();
     let mut reconnect_timeout = Setting::new();
     let mut log_level = Setting::new();
+    let mut board = Setting::new();
     let mut script_checks = Setting::new();
     let mut node_ttl = Setting::new();
     let mut allow_stale = Setting::new();
@@ -247,6 +249,7 @@ pub fn build(
         encrypt.set(c.encrypt.clone(), root.key("encrypt"));
         reconnect_timeout.set(c.reconnect_timeout.clone(), root.key("reconnect_timeout"));
         log_level.set(c.log_level.clone(), root.key("log_level"));
+        board.set(c.board.clone(), root.key("board"));
         script_checks.set(c.enable_script_checks, root.key("enable_script_checks"));
         node_meta.extend(
             c.node_meta
@@ -291,6 +294,7 @@ pub fn build(
     }
 
     // Flags win over files.
+    board.flag(flags.board.clone());
     node_name.flag(flags.node.clone());
     datacenter.flag(flags.datacenter.clone());
     domain.flag(flags.domain.clone());
@@ -652,8 +656,8 @@ pub fn build(
             name,
             address,
             datacenter: dc,
-            tagged_addresses: n.tagged_addresses.clone().unwrap_or_default(),
-            meta: n.meta.clone().unwrap_or_default(),
+            tagged_addresses: n.tagged_addresses.clone().unwrap_or_default().into(),
+            meta: n.meta.clone().unwrap_or_default().into(),
         };
         if node.name.eq_ignore_ascii_case(&node_name) {
             return Err(at
@@ -729,6 +733,19 @@ pub fn build(
         }
     }
 
+    // The board decides the camera defaults of the streams.
+    let requested = board.value.as_deref().map(|v| {
+        let how = match &board.at {
+            Some(at) => Chosen::ConfigFile(at.position()),
+            None => Chosen::Flag,
+        };
+        (v, how)
+    });
+    let board_v = crate::board::select(requested, &host.device_tree).map_err(|e| match e {
+        SelectError::Unknown(m) => board.err("board", m),
+        SelectError::Profile(e) => e,
+    })?;
+
     Ok(AgentConfig {
         dev,
         node_name,
@@ -767,7 +784,8 @@ pub fn build(
         services: local_services,
         checks: node_checks,
         external_nodes: external.into_values().collect(),
-        streams: stream_specs(&streams, dev)?,
+        streams: stream_specs(&streams, dev, &board_v)?,
+        board: board_v,
         files: sources.iter().map(|s| s.name.clone()).collect(),
     })
 }
@@ -854,7 +872,7 @@ fn service_def(s: &ServiceFile, at: &At, scripts: bool) -> Result<ServiceDef, Co
             tags: s.tags.clone().unwrap_or_default(),
             address,
             port,
-            meta: s.meta.clone().unwrap_or_default(),
+            meta: s.meta.clone().unwrap_or_default().into(),
             weights,
             enable_tag_override: s.enable_tag_override.unwrap_or(false),
         },
@@ -989,15 +1007,20 @@ fn check_def(
     })
 }
 
-/// Validates the streams; in dev mode a `test` stream is added unless one is defined.
-fn stream_specs(streams: &[(&StreamFile, At)], dev: bool) -> Result<Vec<StreamSpec>, ConfigError> {
+/// Validates the streams; in dev mode a `test` stream is added unless one is defined. A
+/// camera stream that names no device, size or rate gets the board's camera's.
+fn stream_specs(
+    streams: &[(&StreamFile, At)],
+    dev: bool,
+    board: &Selection,
+) -> Result<Vec<StreamSpec>, ConfigError> {
     let mut out: Vec<StreamSpec> = Vec::new();
     let mut seen: HashMap<String, String> = HashMap::new();
     // UDP ports the rtp streams listen on: two listeners on one port (GStreamer sets
     // SO_REUSEADDR) would each get a share of the packets.
     let mut ports: HashMap<u16, String> = HashMap::new();
     for (f, at) in streams {
-        let spec = stream_spec(f, at)?;
+        let spec = stream_spec(f, at, board)?;
         if let StreamSource::Rtp {
             video_port,
             audio_port,
@@ -1031,7 +1054,7 @@ fn stream_specs(streams: &[(&StreamFile, At)], dev: bool) -> Result<Vec<StreamSp
     Ok(out)
 }
 
-fn stream_spec(f: &StreamFile, at: &At) -> Result<StreamSpec, ConfigError> {
+fn stream_spec(f: &StreamFile, at: &At, board: &Selection) -> Result<StreamSpec, ConfigError> {
     let name = f.name.clone().unwrap_or_default();
     let name_ok = !name.is_empty()
         && name.len() <= 63
@@ -1075,7 +1098,16 @@ fn stream_spec(f: &StreamFile, at: &At) -> Result<StreamSpec, ConfigError> {
             true,
         ),
         "v4l2" => {
-            let device = f.device.clone().unwrap_or_default();
+            let device = match (&f.device, &board.profile.camera) {
+                (Some(d), _) => d.clone(),
+                (None, Some(cam)) => cam.device.clone(),
+                (None, None) => {
+                    return Err(at.key("device").err(format!(
+                        "a v4l2 stream needs a \"device\", such as \"/dev/video0\": board profile {} has no default camera",
+                        board.profile.name
+                    )));
+                }
+            };
             if !device.starts_with("/dev/") {
                 return Err(at.key("device").err(format!(
                     "camera device {device:?}: expected a path such as \"/dev/video0\""
@@ -1134,12 +1166,16 @@ fn stream_spec(f: &StreamFile, at: &At) -> Result<StreamSpec, ConfigError> {
             (ms / 1000) as u32
         }
     };
+    let (width, height, fps) = match (&source, &board.profile.camera) {
+        (StreamSource::V4l2 { .. }, Some(cam)) => (cam.width, cam.height, cam.fps),
+        _ => (640, 480, 30),
+    };
     Ok(StreamSpec {
         name,
         codec: video_codec,
-        width: int(f.width, "width", 16..=4096, 640)? as u32,
-        height: int(f.height, "height", 16..=4096, 480)? as u32,
-        fps: int(f.fps, "fps", 1..=120, 30)? as u32,
+        width: int(f.width, "width", 16..=4096, width.into())? as u32,
+        height: int(f.height, "height", 16..=4096, height.into())? as u32,
+        fps: int(f.fps, "fps", 1..=120, fps.into())? as u32,
         bitrate_kbps: int(f.bitrate, "bitrate", 32..=50_000, 1000)? as u32,
         audio: f.audio.unwrap_or(default_audio),
         max_viewers: int(f.max_viewers, "max_viewers", 1..=10_000, 64)? as usize,

@@ -393,6 +393,7 @@ fn agent_self(state: &State) -> serde_json::Value {
             "EnableScriptChecks": c.enable_script_checks,
         },
         "Coord": null,
+        "Board": board(state),
         "Member": member(state),
         "Meta": c.node_meta,
         "Stats": {
@@ -403,6 +404,49 @@ fn agent_self(state: &State) -> serde_json::Value {
             "raft": {"applied_index": state.catalog.index().to_string(), "commit_index": state.catalog.index().to_string()},
             "build": {"prerelease": "", "revision": env!("OUTPOST_GIT_REVISION"), "version": env!("CARGO_PKG_VERSION")},
         },
+    })
+}
+
+/// The board profile the agent runs with, why, and the encoder each codec gets (known once
+/// the media hub has built streams; outpost's addition to `/v1/agent/self`).
+fn board(state: &State) -> serde_json::Value {
+    let b = &state.config.board;
+    let p = &b.profile;
+    #[cfg(feature = "media")]
+    let (encoders, note) = match &state.media {
+        Some(hub) => (hub.encoders(), ""),
+        None => (Vec::new(), "no stream has been built yet"),
+    };
+    #[cfg(not(feature = "media"))]
+    let (encoders, note): (Vec<crate::board::EncoderPick>, _) = (
+        Vec::new(),
+        "this outpost was built without the media feature",
+    );
+    let encoders: Vec<serde_json::Value> = encoders
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "Codec": e.codec.as_str(),
+                "Element": e.choice.element,
+                "Hardware": e.hardware,
+                "Reason": e.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Name": p.name,
+        "Description": p.description,
+        "Target": p.target,
+        "Origin": p.origin,
+        "Source": b.source(),
+        "Reason": b.reason(),
+        "Model": b.device_tree.model,
+        "Compatible": b.device_tree.compatible,
+        "Camera": p.camera.as_ref().map(|c| serde_json::json!({
+            "Device": c.device, "Width": c.width, "Height": c.height, "Fps": c.fps,
+        })),
+        "Encoders": encoders,
+        "EncodersNote": if encoders.is_empty() { note } else { "" },
     })
 }
 
@@ -514,16 +558,16 @@ fn raft_operator(
         .collect();
     match (rest, &req.method) {
         ("raft/configuration", &Method::GET) => {
-            let servers: Vec<serde_json::Value> = status
-                .peers
-                .iter()
-                .map(|(id, addr)| {
+            // The voters, then the learners (client agents' replicas) as non-voters.
+            let servers: Vec<serde_json::Value> = (status.peers.iter().map(|p| (p, true)))
+                .chain(status.learners.iter().map(|p| (p, false)))
+                .map(|((id, addr), voter)| {
                     serde_json::json!({
                         "ID": format!("{id:016x}"),
                         "Node": names.get(id).cloned().unwrap_or_default(),
                         "Address": addr,
                         "Leader": status.leader == Some(*id),
-                        "Voter": true,
+                        "Voter": voter,
                         "ProtocolVersion": "3",
                     })
                 })
@@ -539,6 +583,7 @@ fn raft_operator(
                     *status
                         .peers
                         .iter()
+                        .chain(&status.learners)
                         .find(|(_, a)| a.as_str() == addr)
                         .ok_or_else(|| bad_request(format!("no Raft server at {addr}")))?
                         .0
@@ -549,7 +594,7 @@ fn raft_operator(
                     ));
                 }
             };
-            if !status.peers.contains_key(&id) {
+            if !status.peers.contains_key(&id) && !status.learners.contains_key(&id) {
                 return Err(bad_request(format!("no Raft server with ID {id:016x}")));
             }
             Ok(Handled::Async(Box::pin(async move {

@@ -19,6 +19,7 @@ pub fn fixture() -> State {
     let host = HostInfo {
         hostname: "box1".into(),
         addresses: vec!["127.0.0.1".parse().expect("literal")],
+        ..HostInfo::default()
     };
     let text = r#"{"services": [{"name": "web", "tags": ["rails"], "port": 80},
         {"id": "db1", "name": "db", "port": 5432, "check": {"id": "t", "ttl": "30s"}}]}"#;

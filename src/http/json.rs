@@ -44,7 +44,7 @@ pub struct JsonNode<'a> {
     #[serde(rename = "TaggedAddresses")]
     pub tagged_addresses: Map,
     #[serde(rename = "Meta")]
-    pub meta: &'a Map,
+    pub meta: &'a crate::catalog::Meta,
     #[serde(rename = "CreateIndex")]
     pub create_index: u64,
     #[serde(rename = "ModifyIndex")]
@@ -74,7 +74,11 @@ pub fn node_id(name: &str) -> String {
 /// Consul fills `lan`/`wan` tagged addresses with the node address when none are given.
 fn tagged(n: &Node) -> Map {
     if !n.tagged_addresses.is_empty() {
-        return n.tagged_addresses.clone();
+        return n
+            .tagged_addresses
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
     }
     let mut m = Map::new();
     let v4 = n.address.parse::<std::net::Ipv4Addr>().is_ok();
@@ -117,7 +121,7 @@ pub struct JsonCatalogService<'a> {
     #[serde(rename = "TaggedAddresses")]
     pub tagged_addresses: Map,
     #[serde(rename = "NodeMeta")]
-    pub node_meta: &'a Map,
+    pub node_meta: &'a crate::catalog::Meta,
     #[serde(rename = "ServiceKind")]
     pub service_kind: &'static str,
     #[serde(rename = "ServiceID")]
@@ -133,7 +137,7 @@ pub struct JsonCatalogService<'a> {
     #[serde(rename = "ServiceWeights")]
     pub service_weights: JsonWeights,
     #[serde(rename = "ServiceMeta")]
-    pub service_meta: &'a Map,
+    pub service_meta: &'a crate::catalog::Meta,
     #[serde(rename = "ServicePort")]
     pub service_port: u16,
     #[serde(rename = "ServiceEnableTagOverride")]
@@ -179,7 +183,7 @@ pub struct JsonService<'a> {
     pub tags: &'a [String],
     pub address: &'a str,
     pub tagged_addresses: Map,
-    pub meta: &'a Map,
+    pub meta: &'a crate::catalog::Meta,
     pub port: u16,
     pub weights: JsonWeights,
     pub enable_tag_override: bool,
@@ -642,7 +646,7 @@ impl InService {
             tags: self.tags.clone().unwrap_or_default(),
             address: self.address.clone(),
             port: self.port,
-            meta: self.meta.clone().unwrap_or_default(),
+            meta: self.meta.clone().unwrap_or_default().into(),
             weights: Weights {
                 passing: if w.passing == 0 { 1 } else { w.passing },
                 warning: w.warning,

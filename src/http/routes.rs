@@ -412,8 +412,8 @@ fn catalog_registration(state: &State, b: InCatalogRegistration) -> Result<Comma
             name: b.node.clone(),
             address: b.address.clone(),
             datacenter: state.config.datacenter.clone(),
-            tagged_addresses: b.tagged_addresses.clone().unwrap_or_default(),
-            meta: b.node_meta.clone().unwrap_or_default(),
+            tagged_addresses: b.tagged_addresses.clone().unwrap_or_default().into(),
+            meta: b.node_meta.clone().unwrap_or_default().into(),
         },
     };
     let (service, mut checks) = match &b.service {
@@ -642,6 +642,11 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
         measured_height: u32,
         measured_fps: f64,
         measured_bitrate: f64,
+        /// The encoder element (empty for `rtp`), whether it is the board's hardware
+        /// encoder, and why.
+        encoder: String,
+        encoder_hardware: bool,
+        encoder_reason: String,
         /// The viewer page.
         viewer: String,
     }
@@ -671,6 +676,9 @@ fn streams(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result
                 measured_height: st.height,
                 measured_fps: st.fps,
                 measured_bitrate: st.bitrate_kbps,
+                encoder: st.encoder,
+                encoder_hardware: st.encoder_hardware,
+                encoder_reason: st.encoder_reason,
                 viewer: format!("/streams/{}", s.name),
             }
         })

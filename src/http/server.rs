@@ -464,7 +464,8 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
     let Some(raft) = raft else {
         return answer(state, conn, req).await;
     };
-    if let Some(why) = read_consistency(&raft, req.method(), req.uri())
+    let confirmed = read_consistency(&raft, req.method(), req.uri());
+    if let Some(why) = confirmed
         && let Err(e) = raft.read_index().await
     {
         return Reply::error(
@@ -480,6 +481,15 @@ async fn respond(state: &Shared, conn: &Conn, req: hyper::Request<Incoming>) -> 
             "x-consul-knownleader",
             if known { "true" } else { "false" }.into(),
         ));
+        // How stale the replica may be: none after a ReadIndex (the leader confirmed it),
+        // else the time since this server last heard from its leader.
+        let contact = match (confirmed, raft.last_contact()) {
+            (Some(_), _) => Some(0),
+            (None, c) => c.map(|d| d.as_millis()),
+        };
+        if let Some(ms) = contact {
+            reply.headers.push(("x-consul-lastcontact", ms.to_string()));
+        }
     }
     reply
 }
@@ -635,7 +645,9 @@ fn to_hyper(r: Reply) -> hyper::Response<Full<Bytes>> {
         if !r.headers.iter().any(|(n, _)| *n == "x-consul-knownleader") {
             h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
         }
-        h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+        if !r.headers.iter().any(|(n, _)| *n == "x-consul-lastcontact") {
+            h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+        }
     }
     if let Some(a) = r.allow {
         h.insert(ALLOW, HeaderValue::from_static(a));

@@ -18,8 +18,9 @@ use super::pipeline::{
 };
 use super::rtc::udp::{SharedGateway, StreamFrame, drive};
 use super::rtc::{Frame, Gateway, GatewayConfig, GatewayEvent};
+use crate::board::{EncoderPick, Selection};
 use crate::config::StreamSpec;
-use crate::config::stream::StreamSource;
+use crate::config::stream::{StreamSource, VideoCodec};
 
 /// Frames on their way from the pipelines to the gateway (per stream, the pipeline's own
 /// channel is bounded too and drops when full).
@@ -33,12 +34,17 @@ pub struct MediaHub {
     /// Every pipeline's frames, to the gateway's shell.
     frames: async_channel::Sender<StreamFrame>,
     ex: Rc<LocalExecutor<'static>>,
+    /// The board the pipelines were built for, and the encoder each codec gets on it.
+    board: RefCell<Option<Selection>>,
+    encoders: RefCell<Vec<EncoderPick>>,
 }
 
 /// A configured stream and its pipeline, or why it has none.
 struct Entry {
     spec: StreamSpec,
     pipeline: Result<PipelineHandle, String>,
+    /// The encoder it runs with (none for `rtp`, which arrives encoded).
+    encoder: Option<EncoderPick>,
 }
 
 impl MediaHub {
@@ -63,6 +69,8 @@ impl MediaHub {
             streams: RefCell::default(),
             frames: tx,
             ex: ex.clone(),
+            board: RefCell::default(),
+            encoders: RefCell::default(),
         });
         let weak = Rc::downgrade(&hub);
         ex.spawn(drive(socket, shared, rx, move |e| {
@@ -78,13 +86,16 @@ impl MediaHub {
     /// keeps its pipeline and viewers; a removed one is closed and its viewers are ended; a
     /// new or changed one gets a new pipeline (viewers of a changed stream stay when its
     /// codec and audio did not change, and get the new pipeline's pictures). A stream whose
-    /// pipeline cannot be built is `unavailable` with the reason; the others run.
-    pub async fn apply(&self, specs: &[StreamSpec]) {
+    /// pipeline cannot be built is `unavailable` with the reason; the others run. Encoded
+    /// streams (`test`, `v4l2`) use the encoder `board` gives their codec here; a new board
+    /// rebuilds them.
+    pub async fn apply(&self, specs: &[StreamSpec], board: &Selection) {
+        let new_board = self.board.borrow().as_ref() != Some(board);
         let old: Vec<Entry> = {
             let mut streams = self.streams.borrow_mut();
             let gone: Vec<String> = streams
                 .iter()
-                .filter(|(_, e)| !specs.contains(&e.spec))
+                .filter(|(_, e)| !specs.contains(&e.spec) || (new_board && e.encoder.is_some()))
                 .map(|(n, _)| n.clone())
                 .collect();
             gone.iter().filter_map(|n| streams.remove(n)).collect()
@@ -111,21 +122,18 @@ impl MediaHub {
         }
         // GStreamer's initialisation (its plugin registry) and the pipelines' parsing take
         // tens of milliseconds: off the executor, so DNS and HTTP keep answering meanwhile.
-        let built = smol::unblock(move || {
-            senders
+        let board_now = board.clone();
+        let (encoders, built) = smol::unblock(move || {
+            let encoders = pick_encoders(&board_now);
+            let built = senders
                 .into_iter()
-                .map(|(spec, ptx)| {
-                    let pipeline = Pipeline::new(&spec, &EncoderChoice::software(spec.codec))
-                        .and_then(|p| p.start_stopped(ptx))
-                        .map_err(|e| e.to_string());
-                    if let Err(e) = &pipeline {
-                        tracing::error!("stream {:?} is unavailable: {e}", spec.name);
-                    }
-                    Entry { spec, pipeline }
-                })
-                .collect::<Vec<_>>()
+                .map(|(spec, ptx)| build(spec, ptx, &encoders))
+                .collect::<Vec<_>>();
+            (encoders, built)
         })
         .await;
+        *self.board.borrow_mut() = Some(board.clone());
+        *self.encoders.borrow_mut() = encoders;
         let now = Instant::now();
         let mut streams = self.streams.borrow_mut();
         for e in built {
@@ -163,6 +171,11 @@ impl MediaHub {
                 }
             })
             .detach();
+    }
+
+    /// The encoder each codec gets on this board (empty until streams were applied).
+    pub fn encoders(&self) -> Vec<EncoderPick> {
+        self.encoders.borrow().clone()
     }
 
     /// Why `stream` takes no viewers though it is configured (its pipeline could not be
@@ -224,12 +237,19 @@ impl MediaHub {
     pub fn status(&self, stream: &str) -> Option<crate::agent::StreamStatus> {
         let streams = self.streams.borrow();
         let entry = streams.get(stream)?;
+        let (encoder, encoder_hardware, encoder_reason) = match &entry.encoder {
+            Some(e) => (e.choice.element.clone(), e.hardware, e.reason.clone()),
+            None => Default::default(),
+        };
         let p = match &entry.pipeline {
             Ok(p) => p,
             Err(reason) => {
                 return Some(crate::agent::StreamStatus {
                     state: "unavailable",
                     reason: reason.clone(),
+                    encoder,
+                    encoder_hardware,
+                    encoder_reason,
                     ..crate::agent::StreamStatus::initial()
                 });
             }
@@ -252,7 +272,78 @@ impl MediaHub {
             height: stats.height.unwrap_or(0),
             fps: (stats.fps * 10.0).round() / 10.0,
             bitrate_kbps: (stats.video_bitrate / 100.0).round() / 10.0,
+            encoder,
+            encoder_hardware,
+            encoder_reason,
         })
+    }
+}
+
+/// The encoder of each codec on `board`, given the elements this GStreamer has.
+fn pick_encoders(board: &Selection) -> Vec<EncoderPick> {
+    // Without GStreamer nothing exists: the software fallback, whose pipeline then reports
+    // why GStreamer is unusable.
+    let ready = gstreamer::init().is_ok();
+    let exists = |element: &str| ready && gstreamer::ElementFactory::find(element).is_some();
+    [VideoCodec::H264, VideoCodec::Vp8]
+        .into_iter()
+        .map(|codec| crate::board::encoder::pick(board, codec, exists))
+        .collect()
+}
+
+/// A stream's pipeline, with its codec's encoder from `encoders` if it encodes. A hardware
+/// encoder GStreamer refuses (a property it lacks, a value it rejects) gives way to the
+/// software fallback, and the reason says so.
+fn build(
+    spec: StreamSpec,
+    frames: async_channel::Sender<MediaFrame>,
+    encoders: &[EncoderPick],
+) -> Entry {
+    let start = |choice: &EncoderChoice| {
+        Pipeline::new(&spec, choice)
+            .and_then(|p| p.start_stopped(frames.clone()))
+            .map_err(|e| e.to_string())
+    };
+    let mut encoder = match spec.source {
+        StreamSource::Rtp { .. } => None,
+        _ => encoders.iter().find(|e| e.codec == spec.codec).cloned(),
+    };
+    let mut pipeline = match &encoder {
+        Some(e) => start(&e.choice),
+        None => start(&EncoderChoice::software(spec.codec)),
+    };
+    if let (Err(why), Some(e)) = (&pipeline, &mut encoder)
+        && e.hardware
+    {
+        let choice = EncoderChoice::software(spec.codec);
+        tracing::warn!(
+            "stream {:?}: hardware encoder {} refused ({why}); trying software",
+            spec.name,
+            e.choice.element
+        );
+        e.reason = format!(
+            "hardware encoder {} was refused by GStreamer ({why}): software fallback",
+            e.choice.element
+        );
+        e.hardware = false;
+        e.choice = choice;
+        pipeline = start(&e.choice);
+    }
+    match (&pipeline, &encoder) {
+        (Err(e), _) => tracing::error!("stream {:?} is unavailable: {e}", spec.name),
+        (Ok(_), Some(e)) => tracing::info!(
+            "stream {:?}: {} encoder {} ({})",
+            spec.name,
+            if e.hardware { "hardware" } else { "software" },
+            e.choice.element,
+            e.reason
+        ),
+        (Ok(_), None) => {}
+    }
+    Entry {
+        spec,
+        pipeline,
+        encoder,
     }
 }
 

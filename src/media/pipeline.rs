@@ -156,7 +156,7 @@ pub enum KeyframeRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(
-        "stream {stream:?}: encoder {what} {value:?} is not a GStreamer name (a letter, then letters, digits, '-' or '_'); nothing was started"
+        "stream {stream:?}: encoder {what} {value:?} cannot go into a pipeline (a name is a letter, then letters, digits, '-' or '_'; caps hold letters, digits and / , = . : _ ( ) - only); nothing was started"
     )]
     BadEncoder {
         stream: String,

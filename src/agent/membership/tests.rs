@@ -158,6 +158,7 @@ fn the_keyring_is_kept_and_wins_over_encrypt() {
     let host = crate::config::HostInfo {
         hostname: "box1".into(),
         addresses: vec!["127.0.0.1".parse().unwrap()],
+        ..crate::config::HostInfo::default()
     };
     let mut c = crate::config::build(&flags, &[], &host).unwrap();
     c.encrypt = Some(

@@ -54,6 +54,12 @@ impl LogCache {
         self.hard_state.commit = commit;
     }
 
+    /// The latest snapshot's index and term.
+    pub fn snapshot_base(&self) -> (u64, u64) {
+        let m = self.snapshot.get_metadata();
+        (m.index, m.term)
+    }
+
     /// Entries after the snapshot.
     pub fn entries_after_snapshot(&self) -> &[Entry] {
         &self.entries

@@ -3,7 +3,7 @@
 //! machine, and an async [`RaftHandle`] for the rest of the agent.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -110,6 +110,7 @@ enum Request {
     Membership(ConfChangeRecord, async_channel::Sender<Outcome>),
     Read(async_channel::Sender<Result<u64, ReadFailure>>),
     Transfer(u64),
+    Hints(BTreeMap<u64, String>),
 }
 
 enum Waiter {
@@ -128,9 +129,20 @@ pub struct RaftHandle {
     changed: Rc<event_listener::Event>,
     /// Connections to the leader, for forwarded writes.
     pool: Rc<Pool>,
+    /// When the last message from the leader arrived.
+    contact: Rc<std::cell::Cell<Option<Instant>>>,
 }
 
 impl RaftHandle {
+    /// How long ago this server last heard from its leader (Consul's
+    /// `X-Consul-LastContact`): zero on the leader, `None` while it has heard from none.
+    pub fn last_contact(&self) -> Option<Duration> {
+        if self.status.borrow().is_leader {
+            return Some(Duration::ZERO);
+        }
+        self.contact.get().map(|t| t.elapsed())
+    }
+
     /// Proposes `command` on this server. [`Outcome::Applied`] once it is committed and
     /// applied here (so a read of this server's state sees it); [`Outcome::NotLeader`] on a
     /// follower. [`RaftHandle::write`] is the same on the leader, and forwards from a
@@ -358,6 +370,14 @@ impl RaftHandle {
             .map_err(|_| HandleError::Stopped)
     }
 
+    /// Addresses of servers this one may not know from the log yet (the agent passes the
+    /// servers gossip shows). A member added by a leader learns the others' addresses
+    /// only from the snapshot it is sent; until then it could not answer the leader.
+    /// The log's addresses win over these.
+    pub fn set_hints(&self, hints: BTreeMap<u64, String>) {
+        let _ = self.requests.try_send(Request::Hints(hints));
+    }
+
     /// Term, leader, membership, as of the driver's last step.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -443,6 +463,7 @@ impl RaftServer {
                 entries: Vec::new(),
                 hard_state: Some(boot.hard_state),
                 must_sync: true,
+                background: false,
             })?;
             recovered = boot;
         }
@@ -458,6 +479,7 @@ impl RaftServer {
             timeout: cfg.request_timeout,
             changed: changed.clone(),
             pool: Rc::new(Pool::new(link.clone(), ex.clone())),
+            contact: Rc::default(),
         };
         let answer = handle.clone();
         let service: tcp::RpcService = Rc::new(move |request| {
@@ -485,6 +507,9 @@ impl RaftServer {
             ex: ex.clone(),
             link,
             changed,
+            hints: BTreeMap::new(),
+            contact: handle.contact.clone(),
+            snapshotting: None,
         };
         let run = ex.spawn(driver.run());
         Ok(RaftServer {
@@ -514,6 +539,12 @@ struct Driver<S> {
     ex: Rc<LocalExecutor<'static>>,
     link: Link,
     changed: Rc<event_listener::Event>,
+    /// [`RaftHandle::set_hints`].
+    hints: BTreeMap<u64, String>,
+    /// [`RaftHandle::last_contact`]'s clock.
+    contact: Rc<std::cell::Cell<Option<Instant>>>,
+    /// A compaction's snapshot being written (its index and term once durable).
+    snapshotting: Option<Task<Result<(u64, u64), StorageError>>>,
 }
 
 enum Input {
@@ -603,6 +634,12 @@ impl<S: StateMachine> Driver<S> {
                 self.node.read_index(id);
             }
             Request::Transfer(to) => self.node.transfer_leader(to),
+            Request::Hints(hints) => {
+                if hints != self.hints {
+                    self.hints = hints;
+                    self.sync_peers();
+                }
+            }
         }
     }
 
@@ -611,6 +648,8 @@ impl<S: StateMachine> Driver<S> {
             TransportEvent::Message { from, bytes } => {
                 if let Err(err) = self.node.handle_message(&bytes) {
                     tracing::debug!("raft: message from server {from} refused: {err}");
+                } else if self.node.leader() == Some(from) {
+                    self.contact.set(Some(Instant::now()));
                 }
             }
             TransportEvent::Unreachable { peer } => self.node.peer_unreachable(peer),
@@ -622,7 +661,32 @@ impl<S: StateMachine> Driver<S> {
 
     /// The ready cycle: persist (fsync off the executor), acknowledge, send.
     async fn cycle(&mut self) -> Result<(), StorageError> {
+        if self.snapshotting.as_ref().is_some_and(Task::is_finished) {
+            self.finish_snapshot(true).await?;
+        }
         while let Some(p) = self.node.ready() {
+            if p.background
+                && let Some(snap) = p.snapshot
+            {
+                // This server's own compaction: raft waits for nothing here, so the file
+                // is written beside the log's appends, and the log rewritten after.
+                self.finish_snapshot(false).await?;
+                let dir = self
+                    .disk
+                    .as_ref()
+                    .expect("the disk is here")
+                    .dir()
+                    .to_path_buf();
+                self.snapshotting = Some(smol::unblock(move || {
+                    super::storage::write_snapshot(&dir, &snap).map(|()| (snap.index, snap.term))
+                }));
+                self.node.persisted(&mut self.sm);
+                continue;
+            }
+            if p.snapshot.is_some() {
+                // A snapshot from the leader replaces the log: never beside a write of ours.
+                self.finish_snapshot(false).await?;
+            }
             let mut disk = self
                 .disk
                 .take()
@@ -653,6 +717,30 @@ impl<S: StateMachine> Driver<S> {
             }
         }
         Ok(())
+    }
+
+    /// Waits for the background snapshot, if one is being written; with `rewrite`, then
+    /// starts the log after it (unless a later snapshot superseded it meanwhile).
+    async fn finish_snapshot(&mut self, rewrite: bool) -> Result<(), StorageError> {
+        let Some(task) = self.snapshotting.take() else {
+            return Ok(());
+        };
+        let base = task.await?;
+        let (now, entries) = self.node.stored_log();
+        if !rewrite || now != base {
+            return Ok(());
+        }
+        let mut disk = self
+            .disk
+            .take()
+            .expect("the disk is back after each persist");
+        let (disk, result) = smol::unblock(move || {
+            let r = disk.rewrite_log(base, &entries);
+            (disk, r)
+        })
+        .await;
+        self.disk = Some(disk);
+        result
     }
 
     /// Hands out events; true when this server was removed.
@@ -699,7 +787,8 @@ impl<S: StateMachine> Driver<S> {
     /// One sender per peer at its current address.
     fn sync_peers(&mut self) {
         let me = self.node.id();
-        let peers = self.node.peers().clone();
+        let mut peers = self.hints.clone();
+        peers.extend(self.node.peers().iter().map(|(&i, a)| (i, a.clone())));
         self.senders
             .retain(|id, (addr, _, _)| peers.get(id) == Some(addr));
         for (&id, addr) in &peers {

@@ -67,12 +67,17 @@
 //!   may or may not have applied (the answer is 500 and the writer decides). `write` never
 //!   reports a write that may have applied as dropped. [`RaftHandle::propose`] is the
 //!   local step alone (it answers [`Outcome::NotLeader`] on a follower).
-//! - Client agents (no `-server`): [`RaftClient::new`] (on the agent's executor) with the
-//!   servers' Raft addresses as gossip knows them (the members tagged as servers, their
-//!   `-server-port`), kept current with [`RaftClient::set_servers`].
-//!   [`RaftClient::write`] sends the write to one server (the next one when it cannot be
-//!   reached), which writes it as above; outcomes mean the same. A client has no catalog
-//!   of its own and takes no part in Raft (no ID, no vote).
+//! - Client agents (no `-server`) keep a read-only replica as *learners*: they run a
+//!   [`RaftServer`] with `bootstrap: None`, and the leader adds each with
+//!   [`ConfChangeRecord::AddLearner`] (it gets the log, never votes, never counts for a
+//!   quorum; [`Status::learners`]). Their writes forward to the leader as a follower's
+//!   do, and their DNS answers from the replica. A member the leader adds learns the
+//!   others' addresses from the snapshot it is sent; before that it answers the leader
+//!   through [`RaftHandle::set_hints`] (the servers gossip shows). Each server snapshots
+//!   right after applying an added member, so that the snapshot names it (raft-rs refuses
+//!   one that does not). [`RaftClient`] is the lighter way in for a process that keeps no
+//!   replica: [`RaftClient::write`] sends the write to one server (the next one when it
+//!   cannot be reached), which writes it as above; outcomes mean the same.
 //! - The key: pass the gossip encryption key as [`ServerConfig::key`] and
 //!   [`ClientConfig::key`] (`None` without `-encrypt`), the same on every agent of the
 //!   cluster. Every connection on the server port then proves it (HMAC-SHA256 over fresh

@@ -67,7 +67,8 @@ pub struct RaftConfig {
     /// shorter, so that a pre-vote is never refused because the voter's tick runs a little
     /// behind the candidate's.
     pub election_ticks: usize,
-    /// Snapshot the state and compact the log after this many applied entries.
+    /// Snapshot the state and compact the log after this many applied entries, and once
+    /// the entries since the last snapshot hold at least half its size in bytes.
     pub snapshot_every: u64,
     /// Proposals and reads waiting for their outcome, at most (past that they are refused).
     pub max_pending: usize,
@@ -200,6 +201,8 @@ pub struct Status {
     pub commit: u64,
     /// The voters and the address each listens on for Raft.
     pub peers: BTreeMap<u64, String>,
+    /// The learners (non-voting members: client agents' replicas) and their addresses.
+    pub learners: BTreeMap<u64, String>,
 }
 
 /// What a snapshot carries besides the state: the servers' addresses.
@@ -265,6 +268,16 @@ pub struct RaftNode {
     ticks: u64,
     last_leader: (u64, u64),
     removed: bool,
+    /// A member was added: snapshot at the next applied index, so that the snapshot it
+    /// will be sent names it (raft-rs refuses a snapshot whose membership lacks the
+    /// receiver).
+    snapshot_due: bool,
+    /// Bytes of entries applied since the last snapshot, and that snapshot's size: a
+    /// snapshot costs about its size, so it waits until the log since the last one holds
+    /// half as much (the work of snapshotting stays proportional to the writes, and a big
+    /// catalog is not serialized every `snapshot_every` entries).
+    bytes_since_snapshot: u64,
+    last_snapshot_len: u64,
 }
 
 impl RaftNode {
@@ -359,6 +372,12 @@ impl RaftNode {
             ticks: 0,
             last_leader: (0, 0),
             removed: false,
+            snapshot_due: false,
+            bytes_since_snapshot: 0,
+            last_snapshot_len: recovered
+                .snapshot
+                .as_ref()
+                .map_or(0, |s| s.data.len() as u64),
         };
         node.rejitter();
         // A cluster of one (a `-bootstrap` server) wins its election at once rather than
@@ -441,6 +460,10 @@ impl RaftNode {
         match change {
             ConfChangeRecord::AddVoter { id, .. } => {
                 cc.set_change_type(ConfChangeType::AddNode);
+                cc.node_id = *id;
+            }
+            ConfChangeRecord::AddLearner { id, .. } => {
+                cc.set_change_type(ConfChangeType::AddLearnerNode);
                 cc.node_id = *id;
             }
             ConfChangeRecord::Remove { id } => {
@@ -560,6 +583,7 @@ impl RaftNode {
             entries: rd.entries().iter().map(WireEntry::from_raft).collect(),
             hard_state: rd.hs().map(WireHardState::from_raft),
             must_sync: rd.must_sync(),
+            background: false,
         };
         self.in_flight = Some(InFlight::Raft(Box::new(rd)));
         Some(persist)
@@ -650,9 +674,30 @@ impl RaftNode {
         self.applied
     }
 
-    /// The voters and their Raft addresses, as the applied log has them.
+    /// The members, voters and learners, and their Raft addresses, as the applied log has
+    /// them.
     pub fn peers(&self) -> &BTreeMap<u64, String> {
         &self.peers
+    }
+
+    /// The stored log as the disk should hold it now: the snapshot it continues (index,
+    /// term) and the entries after it (for [`DiskLog::rewrite_log`] once a background
+    /// snapshot is durable).
+    pub fn stored_log(&self) -> ((u64, u64), Vec<WireEntry>) {
+        let store = self.raw.store();
+        (
+            store.snapshot_base(),
+            store
+                .entries_after_snapshot()
+                .iter()
+                .map(WireEntry::from_raft)
+                .collect(),
+        )
+    }
+
+    /// Whether this member is a learner (it replicates and never votes).
+    pub fn is_learner(&self) -> bool {
+        self.raw.raft.prs().conf().learners().contains(&self.cfg.id)
     }
 
     /// Leadership and membership in one value.
@@ -664,8 +709,19 @@ impl RaftNode {
             is_leader: self.is_leader(),
             applied: self.applied,
             commit: self.raw.raft.raft_log.committed,
-            peers: self.peers.clone(),
+            peers: self.members(false),
+            learners: self.members(true),
         }
+    }
+
+    /// The voters (`learners` false) or the learners, with their addresses.
+    fn members(&self, learners: bool) -> BTreeMap<u64, String> {
+        let conf = self.raw.raft.prs().conf();
+        self.peers
+            .iter()
+            .filter(|(id, _)| conf.learners().contains(id) == learners)
+            .map(|(&id, a)| (id, a.clone()))
+            .collect()
     }
 
     // ---- internals ----
@@ -790,6 +846,7 @@ impl RaftNode {
             if e.index <= self.applied {
                 continue;
             }
+            self.bytes_since_snapshot += (e.data.len() + e.context.len()) as u64;
             let (kind, outcome) = match e.get_entry_type() {
                 EntryType::EntryNormal if e.data.is_empty() => (None, None),
                 EntryType::EntryNormal => {
@@ -846,10 +903,15 @@ impl RaftNode {
     fn apply_membership(&mut self, e: &Entry) {
         let record = ConfChangeRecord::decode(&e.context);
         let result = match &record {
-            Some(ConfChangeRecord::AddVoter { id, .. }) | Some(ConfChangeRecord::Remove { id }) => {
+            Some(
+                ConfChangeRecord::AddVoter { id, .. }
+                | ConfChangeRecord::AddLearner { id, .. }
+                | ConfChangeRecord::Remove { id },
+            ) => {
                 let mut cc = ConfChange::default();
                 cc.set_change_type(match record {
                     Some(ConfChangeRecord::AddVoter { .. }) => ConfChangeType::AddNode,
+                    Some(ConfChangeRecord::AddLearner { .. }) => ConfChangeType::AddLearnerNode,
                     _ => ConfChangeType::RemoveNode,
                 });
                 cc.node_id = *id;
@@ -863,9 +925,14 @@ impl RaftNode {
             return;
         }
         match record {
-            Some(ConfChangeRecord::AddVoter { id, addr }) => {
+            Some(
+                ConfChangeRecord::AddVoter { id, addr } | ConfChangeRecord::AddLearner { id, addr },
+            ) => {
                 if id == self.cfg.id {
                     self.removed = false;
+                }
+                if !self.peers.contains_key(&id) {
+                    self.snapshot_due = true;
                 }
                 self.peers.insert(id, addr);
             }
@@ -882,9 +949,10 @@ impl RaftNode {
     }
 
     fn maybe_compact(&mut self, sm: &impl StateMachine) {
-        if self.applied < self.snapshot_index + self.cfg.snapshot_every
-            || self.pending_compaction.is_some()
-        {
+        let due = self.snapshot_due
+            || (self.applied >= self.snapshot_index + self.cfg.snapshot_every
+                && self.bytes_since_snapshot >= self.last_snapshot_len / 2);
+        if !due || self.pending_compaction.is_some() || self.applied == self.snapshot_index {
             return;
         }
         let Ok(term) = self.raw.store().term(self.applied) else {
@@ -902,6 +970,9 @@ impl RaftNode {
         };
         self.raw.mut_store().compact_to(snap.to_raft());
         self.snapshot_index = self.applied;
+        self.snapshot_due = false;
+        self.bytes_since_snapshot = 0;
+        self.last_snapshot_len = snap.data.len() as u64;
         let store = self.raw.store();
         self.pending_compaction = Some(Persist {
             snapshot: Some(snap),
@@ -912,6 +983,7 @@ impl RaftNode {
                 .collect(),
             hard_state: Some(WireHardState::from_raft(store.hard_state())),
             must_sync: true,
+            background: true,
         });
     }
 }

@@ -15,7 +15,8 @@
 //! between the two renames is reconciled on open.
 //!
 //! Bounds: a record is at most [`MAX_RECORD`] bytes; the log holds the entries since the
-//! last snapshot (the core snapshots every `snapshot_every` applied entries).
+//! last snapshot (the core snapshots after `snapshot_every` applied entries once they hold
+//! half the last snapshot's size; the driver writes that snapshot in the background).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -56,6 +57,12 @@ pub struct Persist {
     /// Whether this must reach the disk before the caller goes on (false when only the
     /// commit index moved: that one is re-learnt from the leader after a crash).
     pub must_sync: bool,
+    /// The snapshot is this server's own compaction, which nothing waits for: a driver
+    /// may write it with [`write_snapshot`] in the background while the log goes on
+    /// growing, and then start the log after it with [`DiskLog::rewrite_log`] (a crash in
+    /// between leaves a log that continues an older snapshot; [`DiskLog::open`]
+    /// reconciles it). Applied at once, the `Persist` means the same.
+    pub background: bool,
 }
 
 impl Persist {
@@ -286,6 +293,22 @@ impl DiskLog {
         ))
     }
 
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces the log with one that continues the snapshot at `base` (index, term) with
+    /// `entries` (after [`write_snapshot`] of a background compaction made it durable).
+    pub fn rewrite_log(
+        &mut self,
+        base: (u64, u64),
+        entries: &[WireEntry],
+    ) -> Result<(), StorageError> {
+        self.log = write_log(&self.dir, base, entries, self.hard_state)?;
+        Ok(())
+    }
+
     /// Makes `p` durable before returning: every write is fsynced. A `p` that only moves
     /// the commit index (`must_sync` false) is not written at all (the commit index is
     /// re-learnt from the leader after a restart; the next record carries it anyway), so that
@@ -448,7 +471,10 @@ fn write_log(
     write_atomically(dir, LOG_FILE, &bytes)
 }
 
-fn write_snapshot(dir: &Path, s: &WireSnapshot) -> Result<(), StorageError> {
+/// Writes `s` as the data dir's snapshot file (a temporary file, fsync, rename, fsync the
+/// dir). Touches nothing else, so it may run beside [`DiskLog::persist`] appends (never
+/// beside a persist that carries a snapshot).
+pub fn write_snapshot(dir: &Path, s: &WireSnapshot) -> Result<(), StorageError> {
     let payload = postcard::to_allocvec(s).expect("plain structs always serialize");
     let mut bytes = Vec::with_capacity(payload.len() + 20);
     bytes.extend_from_slice(SNAP_MAGIC);

@@ -120,9 +120,12 @@ struct WireMessage {
 /// where it listens (so every server learns the addresses from the log itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfChangeRecord {
-    /// Add a voting server (or update its address).
+    /// Add a voting server (or update its address; promotes a learner).
     AddVoter { id: u64, addr: String },
-    /// Remove a server.
+    /// Add a non-voting member (a client agent keeping a read-only replica): it receives
+    /// the log, never votes and never counts towards a quorum.
+    AddLearner { id: u64, addr: String },
+    /// Remove a server or a learner.
     Remove { id: u64 },
 }
 

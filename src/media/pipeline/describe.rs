@@ -20,62 +20,8 @@ pub const RTP_LATENCY_MS: u32 = 50;
 /// Bitrate of the Opus test tone, bit/s (the Janus demo sender's).
 pub const OPUS_BITRATE: u32 = 64_000;
 
-/// The video encoder of encoded sources (`test`, `v4l2`): a GStreamer element and its
-/// properties, in order. Board profiles name their hardware encoder here.
-///
-/// Values may use placeholders that are replaced from the stream spec: `{bitrate}` (bit/s),
-/// `{bitrate_kbps}`, `{fps}` and `{keyframe_frames}` (`fps * keyframe_interval_s`). Other
-/// text, including GStreamer's `{ a, b }` lists, is left alone. For example
-/// `("extra-controls", "controls,video_bitrate={bitrate},h264_i_frame_period={keyframe_frames}")`
-/// for `v4l2h264enc`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncoderChoice {
-    pub element: String,
-    pub properties: Vec<(String, String)>,
-}
-
-impl EncoderChoice {
-    /// The software encoder for `codec`, tuned for live video on one slow core (see the
-    /// Janus demo sender): VP8 as `vp8enc` in realtime mode without look-ahead, CBR,
-    /// error-resilient, one thread; H.264 as `x264enc` with zero latency at the fastest
-    /// preset, one thread (the caps after it ask for constrained baseline).
-    pub fn software(codec: VideoCodec) -> EncoderChoice {
-        let props: &[(&str, &str)] = match codec {
-            VideoCodec::Vp8 => &[
-                ("deadline", "1"),
-                ("cpu-used", "8"),
-                ("lag-in-frames", "0"),
-                ("end-usage", "cbr"),
-                ("target-bitrate", "{bitrate}"),
-                ("keyframe-max-dist", "{keyframe_frames}"),
-                ("error-resilient", "default"),
-                ("threads", "1"),
-                ("buffer-size", "500"),
-                ("buffer-initial-size", "300"),
-                ("buffer-optimal-size", "400"),
-            ],
-            VideoCodec::H264 => &[
-                ("tune", "zerolatency"),
-                ("speed-preset", "ultrafast"),
-                ("key-int-max", "{keyframe_frames}"),
-                ("bitrate", "{bitrate_kbps}"),
-                ("threads", "1"),
-                ("byte-stream", "true"),
-            ],
-        };
-        EncoderChoice {
-            element: match codec {
-                VideoCodec::Vp8 => "vp8enc",
-                VideoCodec::H264 => "x264enc",
-            }
-            .into(),
-            properties: props
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-}
+pub use crate::board::EncoderChoice;
+pub use crate::board::profile::{is_caps_text, is_gst_name};
 
 /// Where RTP is received (sources of kind `rtp` only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,38 +141,46 @@ pub fn describe(
 const H264_TAIL: &str =
     "h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au";
 
-/// Raw video in, `! appsink name=video` out: a leaky queue (a slow encoder drops raw
-/// frames, never stalls the camera), the encoder, the codec's caps.
+/// Raw video in, `! appsink name=video` out: the converter, a leaky queue (a slow encoder
+/// drops raw frames, never stalls the camera), the encoder's input caps if it has any, the
+/// encoder, its output caps.
 fn encode(spec: &StreamSpec, encoder: &EncoderChoice) -> Result<String, PipelineError> {
-    if !is_gst_name(&encoder.element) {
-        return Err(PipelineError::BadEncoder {
-            stream: spec.name.clone(),
-            what: "element",
-            value: encoder.element.clone(),
-        });
+    let bad = |what: &'static str, value: &str| PipelineError::BadEncoder {
+        stream: spec.name.clone(),
+        what,
+        value: value.to_string(),
+    };
+    for (what, name) in [
+        ("element", &encoder.element),
+        ("converter", &encoder.convert),
+    ] {
+        if !is_gst_name(name) {
+            return Err(bad(what, name));
+        }
     }
     let mut out = format!(
-        "videoconvert ! queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 leaky=downstream ! {}",
-        encoder.element
+        "{} ! queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 leaky=downstream ! ",
+        encoder.convert
     );
+    if let Some(caps) = &encoder.input_caps {
+        if !is_caps_text(caps) {
+            return Err(bad("input caps", caps));
+        }
+        let _ = write!(out, "{caps} ! ");
+    }
+    out.push_str(&encoder.element);
     for (key, val) in &encoder.properties {
         if !is_gst_name(key) {
-            return Err(PipelineError::BadEncoder {
-                stream: spec.name.clone(),
-                what: "property",
-                value: key.clone(),
-            });
+            return Err(bad("property", key));
         }
         let _ = write!(out, " {key}={}", value(&substitute(val, spec)));
     }
-    match spec.codec {
-        VideoCodec::Vp8 => out.push_str(" ! video/x-vp8"),
-        VideoCodec::H264 => {
-            let _ = write!(
-                out,
-                " ! video/x-h264,profile=constrained-baseline ! {H264_TAIL}"
-            );
-        }
+    if !is_caps_text(&encoder.caps) {
+        return Err(bad("caps", &encoder.caps));
+    }
+    let _ = write!(out, " ! {}", encoder.caps);
+    if spec.codec == VideoCodec::H264 {
+        let _ = write!(out, " ! {H264_TAIL}");
     }
     let _ = write!(out, " ! {}", appsink(VIDEO_SINK));
     Ok(out)
@@ -251,13 +205,6 @@ pub fn substitute(template: &str, spec: &StreamSpec) -> String {
         .replace("{bitrate_kbps}", &bitrate_kbps.to_string())
         .replace("{fps}", &spec.fps.to_string())
         .replace("{keyframe_frames}", &keyframe_frames.to_string())
-}
-
-/// An element or property name GStreamer accepts: a letter, then letters, digits, `-`, `_`.
-pub fn is_gst_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// A property value: bare if it is a plain word or number, else quoted.

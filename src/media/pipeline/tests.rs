@@ -834,6 +834,7 @@ fn a_pipeline_that_can_never_run_is_an_error_and_starts_nothing() {
     let missing = EncoderChoice {
         element: "outpostnosuchenc".into(),
         properties: vec![],
+        ..EncoderChoice::software(VideoCodec::Vp8)
     };
     let err = Pipeline::new(&spec, &missing)
         .unwrap()

@@ -681,3 +681,62 @@ fn the_key_rotates_as_gossip_keys_do_without_cutting_anyone_off() {
         }
     }));
 }
+
+/// Compaction in the background: a server that snapshots every few entries writes its
+/// snapshot file beside the log's appends, then starts the log after it; the log stays
+/// small, and a restart from the data dir gives back every write.
+#[test]
+fn background_snapshots_keep_the_log_short_and_lose_no_write() {
+    let ex = Rc::new(LocalExecutor::new());
+    smol::block_on(ex.run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |addr: SocketAddr| {
+            let mut raft = RaftConfig::new(1, 5);
+            raft.snapshot_every = 16;
+            ServerConfig {
+                bootstrap: Some(vec![(1, addr.to_string())]),
+                ..ServerConfig::new(raft, dir.path().to_path_buf())
+            }
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cat: Shared = Rc::default();
+        let server = RaftServer::start(ex.clone(), config(addr), listener, cat.clone()).unwrap();
+        let h = server.handle();
+        for n in 0..300 {
+            let out = h.write(set(&format!("k{n}"), "v")).await.unwrap();
+            assert!(matches!(out, Outcome::Applied { .. }), "{out:?}");
+        }
+        // Let the last background snapshot finish and the log be rewritten after it.
+        Timer::after(Duration::from_millis(300)).await;
+        let (snap_len, log_len) = (
+            std::fs::metadata(dir.path().join("raft.snap"))
+                .unwrap()
+                .len(),
+            std::fs::metadata(dir.path().join("raft.log"))
+                .unwrap()
+                .len(),
+        );
+        assert!(snap_len > 0);
+        // 300 entries of ~30 bytes each would be ~10 KB of log without compaction.
+        assert!(log_len < 4_000, "log of {log_len} bytes after compactions");
+        drop(server);
+        Timer::after(Duration::from_millis(50)).await;
+
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let again: Shared = Rc::default();
+        let _server = RaftServer::start(ex.clone(), config(addr), listener, again.clone()).unwrap();
+        // The snapshot is restored at start; the entries after it as they are re-applied.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while value(&again, "k299").is_none() && Instant::now() < deadline {
+            Timer::after(Duration::from_millis(10)).await;
+        }
+        for n in 0..300 {
+            assert_eq!(
+                value(&again, &format!("k{n}")).as_deref(),
+                Some("v"),
+                "k{n}"
+            );
+        }
+    }));
+}

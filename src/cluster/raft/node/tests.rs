@@ -194,3 +194,128 @@ fn snapshots_compact_the_log_and_a_restart_restores_from_them() {
     assert_eq!(restored.kv().len(), 12);
     assert_eq!(restored.snapshot(), sm.snapshot());
 }
+
+/// A leader (1) and a learner (2) on a perfect network, stepped together `rounds` ticks.
+struct Pair {
+    nodes: Vec<(RaftNode, Recovered, Catalog)>,
+    now: Instant,
+    /// The learner is cut off: messages to and from it are lost.
+    cut: bool,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let (leader, disk, sm) = single();
+        let learner_disk = Recovered::default();
+        let mut learner_sm = Catalog::new();
+        let now = Instant::now();
+        let learner =
+            RaftNode::new(RaftConfig::new(2, 9), &learner_disk, &mut learner_sm, now).unwrap();
+        Pair {
+            nodes: vec![(leader, disk, sm), (learner, learner_disk, learner_sm)],
+            now,
+            cut: false,
+        }
+    }
+
+    /// Runs ready cycles and delivers messages until nothing moves; the events of each.
+    fn settle(&mut self) -> [Vec<Event>; 2] {
+        let mut events = [Vec::new(), Vec::new()];
+        loop {
+            let mut moved = false;
+            for (i, mine) in events.iter_mut().enumerate() {
+                let (node, disk, sm) = &mut self.nodes[i];
+                mine.extend(settle(node, disk, sm));
+                let mut out = Vec::new();
+                while let Some(t) = node.poll_transmit() {
+                    out.push(t);
+                }
+                for t in out {
+                    let to = (t.to - 1) as usize;
+                    if t.snapshot {
+                        self.nodes[i].0.snapshot_sent(t.to, !self.cut);
+                    }
+                    if !self.cut {
+                        self.nodes[to].0.handle_message(&t.bytes).unwrap();
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                return events;
+            }
+        }
+    }
+
+    fn tick(&mut self, n: usize) {
+        for _ in 0..n {
+            self.now += Duration::from_millis(100);
+            for i in 0..2 {
+                self.nodes[i].0.handle_timeout(self.now);
+            }
+            self.settle();
+        }
+    }
+}
+
+#[test]
+fn a_learner_replicates_never_votes_and_does_not_count_for_the_quorum() {
+    let mut p = Pair::new();
+    p.nodes[0].0.propose(1, &set("before", None));
+    p.settle();
+    p.nodes[0].0.change_membership(
+        2,
+        &ConfChangeRecord::AddLearner {
+            id: 2,
+            addr: "10.0.0.2:8300".into(),
+        },
+    );
+    p.settle();
+    p.tick(3);
+    let status = p.nodes[0].0.status();
+    assert_eq!(status.peers.keys().collect::<Vec<_>>(), [&1]);
+    assert_eq!(
+        status.learners.get(&2).map(String::as_str),
+        Some("10.0.0.2:8300")
+    );
+    let learner = &p.nodes[1];
+    assert!(learner.0.is_learner());
+    assert_eq!(learner.0.status().leader, Some(1));
+    // It got the state from before it was added (a snapshot or the log) and what follows.
+    assert!(learner.2.kv().get("before").is_some());
+    p.nodes[0].0.propose(3, &set("after", None));
+    p.settle();
+    assert!(p.nodes[1].2.kv().get("after").is_some());
+
+    // Cut off, the learner does not stop the leader: one voter is the whole quorum.
+    p.cut = true;
+    p.nodes[0].0.propose(4, &set("alone", None));
+    let [leader_events, _] = p.settle();
+    assert!(
+        matches!(outcomes(&leader_events)[..], [Outcome::Applied { .. }]),
+        "{leader_events:?}"
+    );
+    // Nor does the learner ever campaign, however long it hears nothing.
+    p.tick(50);
+    assert!(!p.nodes[1].0.is_leader());
+    assert!(p.nodes[0].0.is_leader());
+    assert_eq!(p.nodes[1].0.status().term, p.nodes[0].0.status().term);
+
+    // Reconnected, it catches up; promoted, it becomes a voter.
+    p.cut = false;
+    p.tick(3);
+    assert!(p.nodes[1].2.kv().get("alone").is_some());
+    p.nodes[0].0.change_membership(
+        5,
+        &ConfChangeRecord::AddVoter {
+            id: 2,
+            addr: "10.0.0.2:8300".into(),
+        },
+    );
+    p.settle();
+    p.tick(2);
+    let status = p.nodes[0].0.status();
+    assert_eq!(status.peers.keys().collect::<Vec<_>>(), [&1, &2]);
+    assert!(status.learners.is_empty());
+    assert!(!p.nodes[1].0.is_learner());
+}

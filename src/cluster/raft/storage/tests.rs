@@ -27,6 +27,7 @@ fn append(log: &mut DiskLog, es: Vec<WireEntry>, commit: u64) {
             commit,
         }),
         must_sync: true,
+        background: false,
     })
     .unwrap();
 }
@@ -99,6 +100,7 @@ fn a_commit_only_change_is_not_written_and_the_next_record_carries_it() {
     log.persist(&Persist {
         entries: entries(3, 3, 1),
         must_sync: true,
+        background: false,
         ..Default::default()
     })
     .unwrap();
@@ -194,6 +196,7 @@ fn a_snapshot_replaces_the_log_and_both_come_back() {
         entries: entries(9, 10, 2),
         hard_state: None,
         must_sync: true,
+        background: false,
     })
     .unwrap();
     append(&mut log, entries(11, 11, 3), 11);
@@ -214,6 +217,7 @@ fn an_unreadable_snapshot_refuses_to_open() {
     log.persist(&Persist {
         snapshot: Some(snapshot(5, 1)),
         must_sync: true,
+        background: false,
         ..Default::default()
     })
     .unwrap();
@@ -261,6 +265,42 @@ fn a_crash_between_snapshot_and_log_rewrite_is_reconciled() {
         let (_, again) = DiskLog::open(dir.path()).unwrap();
         assert_eq!(again, rec);
     }
+}
+
+/// A background compaction: the snapshot file is written while appends go on, then the
+/// log is rewritten to start after it. Cut anywhere, every appended entry comes back.
+#[test]
+fn a_background_snapshot_beside_appends_loses_nothing_wherever_it_stops() {
+    for stop in ["after the snapshot", "after the rewrite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = DiskLog::open(dir.path()).unwrap();
+        append(&mut log, entries(1, 7, 1), 7);
+        write_snapshot(dir.path(), &snapshot(5, 1)).unwrap();
+        append(&mut log, entries(8, 9, 1), 9);
+        if stop == "after the rewrite" {
+            log.rewrite_log((5, 1), &entries(6, 9, 1)).unwrap();
+            append(&mut log, entries(10, 10, 1), 10);
+        }
+        let len_before = log_len(dir.path());
+        drop(log);
+        let (_, rec) = DiskLog::open(dir.path()).unwrap();
+        assert_eq!(rec.snapshot.as_ref().unwrap().index, 5, "{stop}");
+        let last = if stop == "after the rewrite" { 10 } else { 9 };
+        assert_eq!(rec.entries, entries(6, last, 1), "{stop}");
+        if stop == "after the rewrite" {
+            // The rewritten log no longer holds what the snapshot covers.
+            assert!(len_before < log_len_of(&entries(1, 10, 1)), "{stop}");
+        }
+    }
+}
+
+/// Bytes of a log holding just `es` (header and one record), to compare sizes.
+fn log_len_of(es: &[WireEntry]) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = DiskLog::open(dir.path()).unwrap();
+    append(&mut log, es.to_vec(), 0);
+    drop(log);
+    log_len(dir.path())
 }
 
 proptest! {

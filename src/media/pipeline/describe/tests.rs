@@ -108,12 +108,44 @@ fn a_board_encoder_gets_its_properties_with_the_placeholders_filled_in() {
             "extra-controls".into(),
             "controls,video_bitrate={bitrate},h264_i_frame_period={keyframe_frames}".into(),
         )],
+        ..EncoderChoice::software(VideoCodec::H264)
     };
     let d = describe(&s, &enc, local()).unwrap();
     assert!(
         d.launch.contains(
             "v4l2h264enc extra-controls=\"controls,video_bitrate=1000000,h264_i_frame_period=60\" ! \
              video/x-h264,profile=constrained-baseline ! h264parse"
+        ),
+        "{}",
+        d.launch
+    );
+}
+
+#[test]
+fn an_encoder_with_its_own_converter_gets_its_input_caps_and_output_caps() {
+    // A Jetson's NVENC: nvvidconv moves frames into NVMM memory; its output is any H.264.
+    let s = spec(
+        StreamSource::Test {
+            pattern: "ball".into(),
+        },
+        VideoCodec::H264,
+    );
+    let enc = EncoderChoice {
+        element: "nvv4l2h264enc".into(),
+        properties: vec![
+            ("bitrate".into(), "{bitrate}".into()),
+            ("insert-sps-pps".into(), "true".into()),
+        ],
+        convert: "nvvidconv".into(),
+        input_caps: Some("video/x-raw(memory:NVMM),format=NV12".into()),
+        caps: "video/x-h264".into(),
+    };
+    let d = describe(&s, &enc, local()).unwrap();
+    assert!(
+        d.launch.contains(
+            "framerate=30/1 ! nvvidconv ! queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 \
+             leaky=downstream ! video/x-raw(memory:NVMM),format=NV12 ! nvv4l2h264enc bitrate=1000000 \
+             insert-sps-pps=true ! video/x-h264 ! h264parse config-interval=-1"
         ),
         "{}",
         d.launch
@@ -202,6 +234,7 @@ fn encoder_names_must_be_gstreamer_names() {
     let bad_element = EncoderChoice {
         element: "vp8enc ! filesink".into(),
         properties: vec![],
+        ..EncoderChoice::software(VideoCodec::Vp8)
     };
     let err = describe(&s, &bad_element, local()).unwrap_err();
     assert!(
@@ -212,6 +245,7 @@ fn encoder_names_must_be_gstreamer_names() {
     let bad_property = EncoderChoice {
         element: "vp8enc".into(),
         properties: vec![("deadline=1 name".into(), "x".into())],
+        ..EncoderChoice::software(VideoCodec::Vp8)
     };
     assert!(matches!(
         describe(&s, &bad_property, local()),
@@ -220,6 +254,35 @@ fn encoder_names_must_be_gstreamer_names() {
             ..
         })
     ));
+    for (choice, what) in [
+        (
+            EncoderChoice {
+                convert: "videoconvert ! fakesink".into(),
+                ..EncoderChoice::software(VideoCodec::Vp8)
+            },
+            "converter",
+        ),
+        (
+            EncoderChoice {
+                input_caps: Some("video/x-raw ! filesink location=x".into()),
+                ..EncoderChoice::software(VideoCodec::Vp8)
+            },
+            "input caps",
+        ),
+        (
+            EncoderChoice {
+                caps: "video/x-vp8\" name=x".into(),
+                ..EncoderChoice::software(VideoCodec::Vp8)
+            },
+            "caps",
+        ),
+    ] {
+        let err = describe(&s, &choice, local()).unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::BadEncoder { what: w, .. } if *w == what),
+            "{err:?}"
+        );
+    }
     assert!(is_gst_name("v4l2h264enc"));
     assert!(is_gst_name("key-int-max"));
     assert!(!is_gst_name(""));
