@@ -13,10 +13,17 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 TARGET=aarch64-unknown-linux-gnu
-# qemu-user runs a vfork-style clone as a plain fork, so glibc's posix_spawn cannot report
-# that the program failed to start: the child just exits 127. The one test of that message
-# (a script check naming a missing program) can only pass on a real kernel; it runs natively.
-SKIP_UNDER_QEMU=(checks::probe::tests::a_program_that_cannot_start_is_critical_naming_it)
+# Tests that cannot pass under qemu-user; they run natively (and the booted arm64 image in
+# image/qemu runs the agent under the unit's real filters):
+# - qemu-user runs a vfork-style clone as a plain fork, so glibc's posix_spawn cannot report
+#   that a program failed to start (the child just exits 127): a script check naming a
+#   missing program;
+# - the unit's system call filter applied to the emulator itself: MemoryDenyWriteExecute
+#   forbids the executable memory qemu translates into.
+SKIP_UNDER_QEMU=(
+  checks::probe::tests::a_program_that_cannot_start_is_critical_naming_it
+  the_agent_serves_under_the_units_system_call_filter
+)
 
 ensure_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support
 ensure_rust
@@ -25,7 +32,10 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # The kernel runs aarch64 executables through qemu-aarch64 once binfmt_misc knows it: the tests
-# start the agent binary as any other program, so a cargo runner alone would not do.
+# start the agent binary as any other program, so a cargo runner alone would not do. Debian's
+# qemu-user looks for the guest's loader and libraries under /etc/qemu-binfmt/aarch64 first:
+# pointed at the cross libc, every emulated program finds them, also one started with a
+# cleared environment (systemd-socket-activate), which QEMU_LD_PREFIX would not reach.
 enable_binfmt() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -35,6 +45,14 @@ enable_binfmt() {
     $sudo update-binfmts --enable qemu-aarch64
   grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || {
     echo "cross.sh: binfmt_misc has no enabled qemu-aarch64 entry" >&2
+    exit 1
+  }
+  if [ ! -e /etc/qemu-binfmt/aarch64 ]; then
+    $sudo mkdir -p /etc/qemu-binfmt
+    $sudo ln -s /usr/aarch64-linux-gnu /etc/qemu-binfmt/aarch64
+  fi
+  [ -e /etc/qemu-binfmt/aarch64/lib/ld-linux-aarch64.so.1 ] || {
+    echo "cross.sh: /etc/qemu-binfmt/aarch64 has no lib/ld-linux-aarch64.so.1" >&2
     exit 1
   }
 }
@@ -47,9 +65,6 @@ case "${1:-test}" in
     ;;
   test)
     enable_binfmt
-    # Where qemu-user finds the arm64 loader and libc (libc6-dev-arm64-cross). Set in the
-    # environment, it reaches every agent a test spawns, as `-L` would not.
-    export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
     skip=()
     for t in "${SKIP_UNDER_QEMU[@]}"; do
       echo "cross.sh: not under qemu-user (runs natively): $t" >&2
