@@ -920,6 +920,24 @@ fn a_stream_plays_under_memory_deny_write_execute() {
     );
 }
 
+/// `sh -c` script: `N DIR... COMMAND...` runs COMMAND with a private, empty, noexec /tmp
+/// (in its own mount namespace), the N directories bind-mounted back over it.
+const KEEP_TMP_SCRIPT: &str = r#"set -e
+n=$1; shift
+stash=$(mktemp -d -p /run)
+i=0
+for d in "$@"; do
+  [ "$i" -lt "$n" ] || break
+  mkdir "$stash/$i"; mount --bind "$d" "$stash/$i"; i=$((i+1))
+done
+mount -t tmpfs -o noexec tmpfs /tmp
+i=0
+while [ "$i" -lt "$n" ]; do
+  d=$1; shift
+  mkdir -p "$d"; mount --bind "$stash/$i" "$d"; i=$((i+1))
+done
+exec "$@""#;
+
 /// Runs a `-dev` agent under `sandbox.py OPTIONS` with `home` as $HOME (and, with
 /// `noexec_tmp`, a private /tmp mounted noexec), watches its test stream through WHEP, and
 /// waits until it plays. Err: how it failed, with the agent's log.
@@ -949,13 +967,23 @@ fn play_test_stream(options: &[&str], home: &Path, noexec_tmp: bool) -> Result<(
         .env_remove("XDG_RUNTIME_DIR");
     let mut cmd = sandboxed(options, inner);
     if noexec_tmp {
+        // What the agent needs may itself live under /tmp (a checkout there): each such
+        // directory is bind-mounted back over the private /tmp, keeping its own flags.
+        let keep: Vec<PathBuf> = [
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            bin().parent().unwrap().to_path_buf(),
+        ]
+        .into_iter()
+        .filter(|p| p.starts_with("/tmp"))
+        .collect();
         let mut wrapped = Command::new("unshare");
         wrapped
             .args(["-m", "sh", "-c"])
-            .arg("mount -t tmpfs -o noexec tmpfs /tmp && exec \"$@\"")
-            .arg("sh")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
+            .arg(KEEP_TMP_SCRIPT)
+            .arg("sh");
+        wrapped.arg(keep.len().to_string()).args(&keep);
+        wrapped.arg(cmd.get_program()).args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
             match v {
                 Some(v) => wrapped.env(k, v),
