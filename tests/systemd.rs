@@ -922,6 +922,7 @@ fn a_stream_plays_under_memory_deny_write_execute() {
 
 /// `sh -c` script: `N DIR... COMMAND...` runs COMMAND with a private, empty, noexec /tmp
 /// (in its own mount namespace), the N directories bind-mounted back over it.
+#[cfg(feature = "media")]
 const KEEP_TMP_SCRIPT: &str = r#"set -e
 n=$1; shift
 stash=$(mktemp -d -p /run)
