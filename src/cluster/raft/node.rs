@@ -681,7 +681,7 @@ impl RaftNode {
     }
 
     /// The stored log as the disk should hold it now: the snapshot it continues (index,
-    /// term) and the entries after it (for [`DiskLog::rewrite_log`] once a background
+    /// term) and the entries after it (for [`super::DiskLog::rewrite_log`] once a background
     /// snapshot is durable).
     pub fn stored_log(&self) -> ((u64, u64), Vec<WireEntry>) {
         let store = self.raw.store();
