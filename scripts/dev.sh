@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ensure_packages build-essential pkg-config git $GSTREAMER_PACKAGES
 ensure_rust
 cargo build --release --locked
-exec target/release/outpost agent -dev "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/outpost" agent -dev "$@"
