@@ -44,6 +44,7 @@ pub struct CheckUpdate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvSet {
     pub key: String,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub flags: u64,
     /// Check-and-set: write only if the key's modify index is this (0: only if absent);

@@ -510,6 +510,7 @@ impl RaftServer {
             hints: BTreeMap::new(),
             contact: handle.contact.clone(),
             snapshotting: None,
+            settle: Settle::default(),
         };
         let run = ex.spawn(driver.run());
         Ok(RaftServer {
@@ -545,7 +546,53 @@ struct Driver<S> {
     contact: Rc<std::cell::Cell<Option<Instant>>>,
     /// A compaction's snapshot being written (its index and term once durable).
     snapshotting: Option<Task<Result<(u64, u64), StorageError>>>,
+    settle: Settle,
 }
+
+/// Gives the heap's free pages back to the system once writes have settled: a burst of
+/// writes (registrations, a snapshot's buffers) leaves freed memory that glibc's allocator
+/// keeps in its arenas; returned, it no longer counts in this server's RSS.
+#[derive(Default)]
+struct Settle {
+    /// The applied index last seen, and when it last changed.
+    seen: (u64, Option<Instant>),
+    /// The applied index at the last trim.
+    trimmed: u64,
+}
+
+impl Settle {
+    /// How long the applied index must stay put before a trim.
+    const QUIET: Duration = Duration::from_secs(1);
+
+    /// Whether to trim now, the applied index being `applied`: once per settled index.
+    fn due(&mut self, applied: u64, now: Instant) -> bool {
+        if applied != self.seen.0 {
+            self.seen = (applied, Some(now));
+            return false;
+        }
+        let settled = self
+            .seen
+            .1
+            .is_some_and(|t| now.duration_since(t) >= Self::QUIET);
+        if settled && applied != self.trimmed {
+            self.trimmed = applied;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap() {
+    // SAFETY: malloc_trim only walks and releases the allocator's own free lists; it has
+    // no preconditions.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap() {}
 
 enum Input {
     Request(Request),
@@ -613,6 +660,9 @@ impl<S: StateMachine> Driver<S> {
                 tracing::warn!(
                     "raft: this server was removed from the cluster's configuration; waiting to be added again"
                 );
+            }
+            if self.settle.due(self.node.applied(), Instant::now()) {
+                release_free_heap();
             }
         }
     }
@@ -687,6 +737,8 @@ impl<S: StateMachine> Driver<S> {
                 // A snapshot from the leader replaces the log: never beside a write of ours.
                 self.finish_snapshot(false).await?;
             }
+            // A leader's appends travel while its own fsync runs.
+            self.send_transmits();
             let mut disk = self
                 .disk
                 .take()
@@ -700,6 +752,12 @@ impl<S: StateMachine> Driver<S> {
             result?;
             self.node.persisted(&mut self.sm);
         }
+        self.send_transmits();
+        Ok(())
+    }
+
+    /// Queues what the core has to send on each peer's connection.
+    fn send_transmits(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
             let frame = Frame {
                 bytes: t.bytes,
@@ -716,7 +774,6 @@ impl<S: StateMachine> Driver<S> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Waits for the background snapshot, if one is being written; with `rewrite`, then

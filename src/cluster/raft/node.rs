@@ -209,6 +209,7 @@ pub struct Status {
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
     peers: Vec<(u64, String)>,
+    #[serde(with = "serde_bytes")]
     state: Vec<u8>,
 }
 
@@ -564,8 +565,9 @@ impl RaftNode {
 
     // ---- the ready cycle ----
 
-    /// What must be made durable next, if anything is ready. The shell persists it (fsync)
-    /// and then calls [`RaftNode::persisted`] before any other input.
+    /// What must be made durable next, if anything is ready. The shell sends what
+    /// [`RaftNode::poll_transmit`] has now (a leader's appends, which need not wait), persists
+    /// this (fsync) and then calls [`RaftNode::persisted`] before any other input.
     pub fn ready(&mut self) -> Option<Persist> {
         if self.in_flight.is_some() {
             return None;
@@ -577,7 +579,12 @@ impl RaftNode {
         if !self.raw.has_ready() {
             return None;
         }
-        let rd = self.raw.ready();
+        let mut rd = self.raw.ready();
+        // A leader's appends go out before its own fsync, so that its disk and the
+        // followers' work at once (Raft thesis §10.2.1): raft-rs counts the leader toward a
+        // commit only once `persisted` reports its entries durable.
+        let msgs = rd.take_messages();
+        self.queue(msgs);
         let persist = Persist {
             snapshot: (!rd.snapshot().is_empty()).then(|| WireSnapshot::from_raft(rd.snapshot())),
             entries: rd.entries().iter().map(WireEntry::from_raft).collect(),
@@ -619,8 +626,6 @@ impl RaftNode {
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().set_hard_state(hs.clone());
         }
-        let msgs = rd.take_messages();
-        self.queue(msgs);
         let msgs = rd.take_persisted_messages();
         self.queue(msgs);
         self.apply_entries(committed, sm);

@@ -306,7 +306,12 @@ impl Sim {
                 && !p.entries.is_empty()
                 && self.rng.f64() < self.cfg.torn_crash / 200.0
             {
-                // Crash between write and fsync: the persist never happened.
+                // Crash between write and fsync: the persist never happened, but what a
+                // leader sends before its fsync may be out.
+                let out: Vec<_> = std::iter::from_fn(|| node.poll_transmit()).collect();
+                for t in out.into_iter().filter(|t| !t.snapshot) {
+                    self.send(i, t.to, t.bytes);
+                }
                 self.crash(i);
                 return Ok(());
             }

@@ -48,7 +48,9 @@ pub struct WireEntry {
     pub index: u64,
     /// A [`crate::catalog::Command`] for a normal entry; raft-rs's own bytes of a conf change
     /// (never parsed by us: [`WireEntry::context`] carries the change).
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub context: Vec<u8>,
 }
 
@@ -77,6 +79,7 @@ pub struct WireSnapshot {
     pub index: u64,
     pub term: u64,
     pub conf_state: WireConfState,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -112,6 +115,7 @@ struct WireMessage {
     request_snapshot: u64,
     reject: bool,
     reject_hint: u64,
+    #[serde(with = "serde_bytes")]
     context: Vec<u8>,
     priority: i64,
 }
@@ -357,6 +361,52 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Byte fields are written as byte strings (one length, one copy), which in postcard is
+    /// the very encoding serde's default gives a `Vec<u8>` (a length, then each byte): logs,
+    /// snapshots and messages written before stay readable, and the other way round.
+    #[test]
+    fn byte_fields_keep_postcards_encoding_of_a_byte_vector() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Plain {
+            entry_type: WireEntryType,
+            term: u64,
+            index: u64,
+            data: Vec<u8>,
+            context: Vec<u8>,
+        }
+        let data: Vec<u8> = (0..=255).chain(0..300).map(|b| b as u8).collect();
+        let e = WireEntry {
+            entry_type: WireEntryType::Normal,
+            term: 3,
+            index: 9,
+            data: data.clone(),
+            context: b"ctx".to_vec(),
+        };
+        let plain = Plain {
+            entry_type: WireEntryType::Normal,
+            term: 3,
+            index: 9,
+            data,
+            context: b"ctx".to_vec(),
+        };
+        let bytes = postcard::to_allocvec(&e).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
+        assert_eq!(postcard::from_bytes::<Plain>(&bytes).unwrap(), plain);
+        assert_eq!(postcard::from_bytes::<WireEntry>(&bytes).unwrap(), e);
+        let kv = crate::catalog::KvEntry {
+            key: "k".into(),
+            value: vec![0, 1, 255],
+            flags: 1,
+            create_index: 2,
+            modify_index: 3,
+            lock_index: 0,
+        };
+        assert_eq!(
+            postcard::to_allocvec(&kv).unwrap(),
+            [1, b'k', 3, 0, 1, 255, 1, 2, 3, 0]
+        );
+    }
 
     fn sample() -> Message {
         let mut m = Message::default();

@@ -740,3 +740,25 @@ fn background_snapshots_keep_the_log_short_and_lose_no_write() {
         }
     }));
 }
+
+#[test]
+fn the_heap_is_trimmed_once_after_writes_settle() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut s = Settle::default();
+    // Nothing applied yet: nothing to give back.
+    assert!(!s.due(0, at(0)));
+    assert!(!s.due(0, at(5_000)));
+    // A burst of writes: no trim while the applied index moves, nor before it has rested
+    // for a second.
+    for (i, ms) in (1..=50).zip((0..).step_by(20)) {
+        assert!(!s.due(i, at(5_000 + ms)), "trimmed during the burst");
+    }
+    let end = 5_000 + 49 * 20;
+    assert!(!s.due(50, at(end + 999)));
+    assert!(s.due(50, at(end + 1_000)), "not trimmed once settled");
+    // Once per settled index.
+    assert!(!s.due(50, at(end + 5_000)));
+    assert!(!s.due(51, at(end + 6_000)));
+    assert!(s.due(51, at(end + 7_000)));
+}

@@ -319,3 +319,45 @@ fn a_learner_replicates_never_votes_and_does_not_count_for_the_quorum() {
     assert!(status.learners.is_empty());
     assert!(!p.nodes[1].0.is_learner());
 }
+
+#[test]
+fn a_leader_sends_its_appends_before_its_own_fsync() {
+    let mut p = Pair::new();
+    p.nodes[0].0.change_membership(
+        2,
+        &ConfChangeRecord::AddLearner {
+            id: 2,
+            addr: "10.0.0.2:8300".into(),
+        },
+    );
+    p.settle();
+    p.tick(3);
+    p.nodes[0].0.propose(7, &set("early", None));
+    let (leader, _, _) = &mut p.nodes[0];
+    let persist = leader.ready().expect("the proposal is ready");
+    let index = persist.entries.last().expect("one entry").index;
+    // Before the leader's fsync, its append is already on its way to the member, which
+    // stores it while the leader's disk works.
+    let out: Vec<Transmit> = std::iter::from_fn(|| leader.poll_transmit()).collect();
+    assert!(
+        out.iter().any(|t| t.to == 2),
+        "nothing to send before the fsync"
+    );
+    let (learner, learner_disk, learner_sm) = &mut p.nodes[1];
+    for t in &out {
+        learner.handle_message(&t.bytes).unwrap();
+    }
+    settle(learner, learner_disk, learner_sm);
+    assert_eq!(learner_disk.last_index(), index);
+    // The leader's own vote waits for its disk: the write completes after `persisted`.
+    let (leader, disk, sm) = &mut p.nodes[0];
+    assert!(sm.kv().get("early").is_none());
+    disk.apply_persist(&persist);
+    leader.persisted(sm);
+    let events = settle(leader, disk, sm);
+    assert!(
+        matches!(outcomes(&events)[..], [Outcome::Applied { .. }]),
+        "{events:?}"
+    );
+    assert!(sm.kv().get("early").is_some());
+}
