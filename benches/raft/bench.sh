@@ -3,12 +3,14 @@
 # members each on loopback addresses of this machine, in one run; the two systems alternate
 # at every measurement and each measurement gets fresh clusters (new data dirs).
 #
-#  1. KV writes: throughput and latency p50/p99 at each WRITERS count of concurrent writers,
-#     for DURATION seconds (and at most MAX_WRITES answers), through the leader: outpost
-#     `PUT /v1/kv/<key>` (answers `true` once committed, fsynced and applied), etcd
+#  1. KV writes: throughput and latency p50/p99/p99.9/max at each WRITERS count of concurrent
+#     writers, for DURATION seconds (and at most MAX_WRITES answers), through the leader:
+#     outpost `PUT /v1/kv/<key>` (answers `true` once committed, fsynced and applied), etcd
 #     `POST /v3/kv/put` on its HTTP/JSON gateway; every write a new key, VALUE_BYTES-byte
-#     values (write.lua, wrk with keep-alive connections). FOLLOWER_WRITERS also through a
-#     follower, which forwards to the leader in both systems. A 1 s warm-up precedes each.
+#     values (examples/kv_load.rs: one thread, one keep-alive connection per writer, every
+#     latency kept as measured; wrk was used before, but its percentiles include synthetic
+#     samples it adds after the run). FOLLOWER_WRITERS also through a follower, which
+#     forwards to the leader in both systems. A 1 s warm-up precedes each.
 #     Also the CPU time the three servers used per write (/proc/PID/stat, user + system).
 #  2. Fail-over: KILLS times, `kill -9` of the leader; time until the two others agree on a
 #     new leader, and until a write through it succeeds (cluster.py failover, 10 ms polls).
@@ -30,11 +32,12 @@
 # usage: benches/raft/bench.sh      (about 15 minutes with the defaults after the build)
 # Env: REPEATS [3], DURATION [10], WRITERS ["1 16 64"], FOLLOWER_WRITERS ["16"; "" for none],
 #      KILLS [5], SERVICES [10000], VALUE_BYTES [64], MAX_WRITES [1000000], ETCD_FLAGS [""],
+#      BUILD_FLAGS [""; "--no-default-features" measures outpost built without media],
 #      CARGO_TARGET_DIR [./target].
-# Needs: cargo, wrk (LuaJIT), etcd 3.4 (Debian package etcd-server), ss (iproute2), python3;
+# Needs: cargo, etcd 3.4 (Debian package etcd-server), ss (iproute2), python3;
 #   the loopback addresses 127.0.8.2-4 and 127.0.9.2-4 free. Everything it starts is stopped
 #   by PID (SIGTERM, then SIGKILL after 5 s; SIGKILL on exit or interrupt).
-# Prints a markdown table; wrk output, server logs and raw numbers stay in the printed
+# Prints a markdown table; kv_load output, server logs and raw numbers stay in the printed
 # results directory.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -48,12 +51,12 @@ SERVICES="${SERVICES:-10000}"
 VALUE_BYTES="${VALUE_BYTES:-64}"
 MAX_WRITES="${MAX_WRITES:-1000000}"
 ETCD_FLAGS="${ETCD_FLAGS:-}"
+BUILD_FLAGS="${BUILD_FLAGS:-}"
 MEMBERS="2 3 4"
 SETTLE=2 # seconds between "ready" or the last registration and an RSS reading
 CLK_TCK="$(getconf CLK_TCK)"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench.sh: needs $1 (Debian package $2)" >&2; exit 1; }; }
-need wrk wrk
 need etcd etcd-server
 need ss iproute2
 need python3 python3
@@ -65,12 +68,14 @@ esac
 busy="$(ss -Htuln | awk '{print $5}' | grep -E '^127\.0\.(8|9)\.[234]:' || true)"
 [ -z "$busy" ] || { echo "bench.sh: something already listens on $busy" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --release --locked --bin outpost)
+# shellcheck disable=SC2086 # BUILD_FLAGS is a list of cargo flags
+(cd "$ROOT" && cargo build --release --locked $BUILD_FLAGS --bin outpost --example kv_load)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 BIN="$TARGET/release/outpost"
+LOAD="$TARGET/release/examples/kv_load"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/outpost-raft-bench.XXXXXX")"
-mkdir -p "$OUT/logs" "$OUT/wrk"
+mkdir -p "$OUT/logs" "$OUT/load"
 echo "results: $OUT" >&2
 cat /proc/loadavg >"$OUT/loadavg-before"
 
@@ -185,19 +190,19 @@ cpu_ms() {
 
 member_pids() { local n; for n in $MEMBERS; do printf '%s ' "${PID[$n]}"; done; }
 
-# wrk_point REP WRITERS VIA(leader|follower): one measured load point on a fresh cluster.
-wrk_point() {
+# write_point REP WRITERS VIA(leader|follower): one measured load point on a fresh cluster.
+write_point() {
   local rep="$1" w="$2" via="$3" target f line cpu0 cpu
   start_cluster "$SYSTEM_NOW" "w$w-$via-r$rep"
   target="$LEADER"; [ "$via" = follower ] && target="$FOLLOWER"
-  timeout $((1 + 30)) wrk -t1 -c"$w" -d1s --timeout 10s -s "$HERE/write.lua" "http://$target" \
-    -- "$SYSTEM" warmup "$VALUE_BYTES" 0 >"$OUT/wrk/$TAG-warmup.txt" 2>&1 || true
-  f="$OUT/wrk/$TAG.txt"
+  timeout $((1 + 30)) "$LOAD" "$SYSTEM" "$target" "$w" 1 warmup "$VALUE_BYTES" 0 \
+    >"$OUT/load/$TAG-warmup.txt" 2>&1 || true
+  f="$OUT/load/$TAG.txt"
   echo "$TAG: $w writer(s) through the $via ($target), ${DURATION}s" >&2
   cpu0="$(cpu_ms)"
-  if ! timeout $((DURATION + 60)) wrk -t1 -c"$w" -d"${DURATION}s" --timeout 10s --latency \
-      -s "$HERE/write.lua" "http://$target" -- "$SYSTEM" "bench/w$w" "$VALUE_BYTES" "$MAX_WRITES" >"$f" 2>&1; then
-    echo "bench.sh: wrk failed on $TAG:" >&2; cat "$f" >&2; exit 1
+  if ! timeout $((DURATION + 60)) "$LOAD" "$SYSTEM" "$target" "$w" "$DURATION" "bench/w$w" \
+      "$VALUE_BYTES" "$MAX_WRITES" >"$f" 2>&1; then
+    echo "bench.sh: kv_load failed on $TAG:" >&2; cat "$f" >&2; exit 1
   fi
   cpu=$(($(cpu_ms) - cpu0))
   line="$(grep '^RESULT' "$f" | head -1 | cut -f2-)"
@@ -206,7 +211,7 @@ wrk_point() {
   stop_cluster
 }
 
-printf 'system\trep\twriters\tvia\tcpu_ms\tok\tfailed\tseconds\tp50_ms\tp99_ms\tmax_ms\tfirst_failure\n' >"$OUT/writes.tsv"
+printf 'system\trep\twriters\tvia\tcpu_ms\tok\tfailed\tseconds\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tfirst_failure\n' >"$OUT/writes.tsv"
 printf 'system\trep\tkill\tkilled\tnew_leader\tagree_s\twrite_s\n' >"$OUT/failover.tsv"
 printf 'cluster\tmember\tseconds\thow\n' >"$OUT/stops.tsv"
 printf 'system\trep\tidle_rss_kib\tidle_anon_kib\tloaded_rss_kib\tloaded_anon_kib\tservices\tregister_s\tbody_bytes\n' >"$OUT/rss.tsv"
@@ -237,10 +242,10 @@ PY
 
   # 1. Writes.
   for w in $WRITERS; do
-    for SYSTEM_NOW in $order; do wrk_point "$rep" "$w" leader; done
+    for SYSTEM_NOW in $order; do write_point "$rep" "$w" leader; done
   done
   for w in $FOLLOWER_WRITERS; do
-    for SYSTEM_NOW in $order; do wrk_point "$rep" "$w" follower; done
+    for SYSTEM_NOW in $order; do write_point "$rep" "$w" follower; done
   done
 
   # 2. Fail-over.
@@ -275,5 +280,6 @@ command="REPEATS=$REPEATS DURATION=$DURATION WRITERS=\"$WRITERS\" FOLLOWER_WRITE
 [ "$VALUE_BYTES" = 64 ] || command+=" VALUE_BYTES=$VALUE_BYTES"
 [ "$MAX_WRITES" = 1000000 ] || command+=" MAX_WRITES=$MAX_WRITES"
 [ -z "$ETCD_FLAGS" ] || command+=" ETCD_FLAGS=\"$ETCD_FLAGS\""
+[ -z "$BUILD_FLAGS" ] || command+=" BUILD_FLAGS=\"$BUILD_FLAGS\""
 python3 "$HERE/report.py" "$OUT" "$command benches/raft/bench.sh" "$DURATION" "$VALUE_BYTES" \
   "$(etcd --version | head -1)" | tee "$OUT/summary.md"

@@ -63,6 +63,8 @@ def main(out, command, duration, value_bytes, etcd_version):
         rate = {s: med(int(r["ok"]) / float(r["seconds"]) for r in rs if float(r["seconds"]) > 0) for s, rs in sel.items()}
         p50 = {s: med(float(r["p50_ms"]) for r in rs) for s, rs in sel.items()}
         p99 = {s: med(float(r["p99_ms"]) for r in rs) for s, rs in sel.items()}
+        p999 = {s: med(float(r["p999_ms"]) for r in rs) for s, rs in sel.items()}
+        worst = {s: max((float(r["max_ms"]) for r in rs), default=None) for s, rs in sel.items()}
         cpu = {s: med(int(r["cpu_ms"]) * 1000 / int(r["ok"]) for r in rs if int(r["ok"]) > 0) for s, rs in sel.items()}
         goal = not follower
         table.append((f"writes/s, {w} writer{'s' if w > 1 else ''} {via}", rate["outpost"], rate["etcd"], 0,
@@ -71,6 +73,9 @@ def main(out, command, duration, value_bytes, etcd_version):
                       "lower" if goal else None))
         table.append((f"p99 ms, {w} writer{'s' if w > 1 else ''} {via}", p99["outpost"], p99["etcd"], 2,
                       "lower" if goal else None))
+        table.append((f"p99.9 ms, {w} writer{'s' if w > 1 else ''} {via}", p999["outpost"], p999["etcd"], 2, None))
+        table.append((f"slowest write ms (of all rounds), {w} writer{'s' if w > 1 else ''} {via}", worst["outpost"],
+                      worst["etcd"], 1, None))
         table.append((f"CPU µs per write (3 servers), {w} writer{'s' if w > 1 else ''} {via}", cpu["outpost"],
                       cpu["etcd"], 0, None))
 
@@ -105,7 +110,8 @@ def main(out, command, duration, value_bytes, etcd_version):
     except OSError:
         pass
     print(f"Command: `{command}` — {len(reps)} round(s), the systems alternating at every measurement, each on "
-          f"fresh clusters; writes: wrk `-t1 --latency`, {duration} s per point after a 1 s warm-up, "
+          f"fresh clusters; writes: `examples/kv_load.rs` (closed loop, one thread, keep-alive connections, every "
+          f"latency kept as measured), {duration} s per point after a 1 s warm-up, "
           f"a new key per write, {value_bytes}-byte values (outpost `PUT /v1/kv/<key>`, etcd `POST /v3/kv/put` "
           f"on its HTTP/JSON gateway); fail-over: `kill -9` of the leader, 10 ms polls; RSS: VmRSS of each "
           f"server, median of the three, etcd's keys carrying outpost's registration bodies ({body} B). "
