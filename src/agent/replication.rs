@@ -122,8 +122,8 @@ impl StateMachine for State {
         self.apply_at(index, command)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.catalog.snapshot()
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        self.catalog.snapshot_with_capacity(size_hint)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {

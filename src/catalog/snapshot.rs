@@ -97,6 +97,12 @@ struct NameRecord<'a> {
 impl Catalog {
     /// The whole catalog, postcard-encoded (see [`Catalog::restore`]).
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_with_capacity(0)
+    }
+
+    /// [`Catalog::snapshot`] into a buffer allocated for `capacity` bytes (a big catalog's
+    /// bytes are then written once, not copied at each doubling of the buffer).
+    pub fn snapshot_with_capacity(&self, capacity: usize) -> Vec<u8> {
         // Dense positions for the slots in use.
         let node_pos: HashMap<usize, u32> = self
             .nodes
@@ -168,7 +174,8 @@ impl Catalog {
             kv_floor: self.kv.floor,
             kv_index: self.kv.index,
         };
-        postcard::to_allocvec(&snap).expect("plain structs always serialize")
+        postcard::to_extend(&snap, Vec::with_capacity(capacity))
+            .expect("plain structs always serialize")
     }
 
     /// The catalog that [`Catalog::snapshot`] gave these bytes for. Bytes that are not such a

@@ -35,8 +35,8 @@ impl<T: StateMachine> StateMachine for Rc<RefCell<T>> {
         self.borrow_mut().apply(index, command)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.borrow().snapshot()
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        self.borrow().snapshot(size_hint)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {

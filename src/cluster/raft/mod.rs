@@ -27,8 +27,8 @@
 //!    [`Persist`], make it durable ([`DiskLog::persist`], which fsyncs) and only then call
 //!    [`RaftNode::persisted`] with the state machine. Nothing else may be called in between.
 //!    `persisted` applies committed commands to the [`StateMachine`] (and restores it from
-//!    a leader's snapshot), and snapshots + compacts every `snapshot_every` entries (the
-//!    compaction is itself the next `Persist`).
+//!    a leader's snapshot), and snapshots + compacts after about `snapshot_every` entries
+//!    (the compaction is itself the next `Persist`).
 //! 3. Outputs: send every [`RaftNode::poll_transmit`] to its peer (drop it if the peer's
 //!    queue is full; raft retransmits), and hand out every [`RaftNode::poll_event`].
 //!

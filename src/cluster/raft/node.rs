@@ -23,8 +23,9 @@ pub trait StateMachine {
     /// Applies the command at log `index`. An error is a deterministic refusal (every server
     /// gets the same one), reported to the writer; the state must be unchanged by it.
     fn apply(&mut self, index: u64, command: &Command) -> Result<(), ApplyError>;
-    /// The whole state as bytes, for a snapshot.
-    fn snapshot(&self) -> Vec<u8>;
+    /// The whole state as bytes, for a snapshot; `size_hint` is about the size of the last
+    /// one (to allocate once rather than grow).
+    fn snapshot(&self, size_hint: usize) -> Vec<u8>;
     /// Replaces the whole state by a snapshot's bytes; empty bytes mean the empty state (the
     /// snapshot a new cluster starts from).
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError>;
@@ -35,8 +36,8 @@ impl StateMachine for Catalog {
         Catalog::apply(self, index, command).map(drop)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        Catalog::snapshot(self)
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        Catalog::snapshot_with_capacity(self, size_hint)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {
@@ -67,15 +68,16 @@ pub struct RaftConfig {
     /// shorter, so that a pre-vote is never refused because the voter's tick runs a little
     /// behind the candidate's.
     pub election_ticks: usize,
-    /// Snapshot the state and compact the log after this many applied entries, and once
-    /// the entries since the last snapshot hold at least half its size in bytes.
+    /// Snapshot the state and compact the log after at least this many applied entries
+    /// (up to half as many again, drawn per server), once the entries since the last
+    /// snapshot hold at least half its size in bytes (up to all of it, drawn).
     pub snapshot_every: u64,
     /// Proposals and reads waiting for their outcome, at most (past that they are refused).
     pub max_pending: usize,
     /// A read that got no confirmation in this many ticks fails (the leader may have
     /// dropped it).
     pub read_timeout_ticks: u64,
-    /// Seeds the election-timeout jitter (the only randomness of the core).
+    /// Seeds the core's randomness: election timeouts and compaction thresholds.
     pub seed: u64,
 }
 
@@ -215,7 +217,15 @@ struct SnapshotData {
 
 impl SnapshotData {
     fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("plain structs always serialize")
+        // Lengths and IDs take at most 10 bytes each.
+        let size = self.state.len()
+            + 20
+            + self
+                .peers
+                .iter()
+                .map(|(_, addr)| 20 + addr.len())
+                .sum::<usize>();
+        postcard::to_extend(self, Vec::with_capacity(size)).expect("plain structs always serialize")
     }
 }
 
@@ -255,6 +265,9 @@ pub struct RaftNode {
     raw: RawNode<LogCache>,
     cfg: RaftConfig,
     rng: fastrand::Rng,
+    /// Draws the compaction thresholds, apart from `rng` so that they leave the election
+    /// timeouts of a seed as they were.
+    snapshot_rng: fastrand::Rng,
     in_flight: Option<InFlight>,
     pending_compaction: Option<Persist>,
     /// By log index.
@@ -279,6 +292,13 @@ pub struct RaftNode {
     /// catalog is not serialized every `snapshot_every` entries).
     bytes_since_snapshot: u64,
     last_snapshot_len: u64,
+    /// This server's thresholds for its next compaction (entries applied, bytes of them),
+    /// drawn anew after each: between `snapshot_every` and half as many again, and between
+    /// half and all of the last snapshot's size. Servers apply the same entries, so with
+    /// equal thresholds all would pause to snapshot at once; drawn, their pauses mostly
+    /// fall apart, and a follower's pause alone holds up no write (the leader and the other
+    /// followers make the quorum).
+    next_snapshot: (u64, u64),
 }
 
 impl RaftNode {
@@ -359,6 +379,7 @@ impl RaftNode {
         let mut node = RaftNode {
             raw,
             rng: fastrand::Rng::with_seed(cfg.seed),
+            snapshot_rng: fastrand::Rng::with_seed(cfg.seed ^ 0x736e_6170_7368_6f74),
             next_tick: now + cfg.tick,
             cfg,
             in_flight: None,
@@ -379,8 +400,10 @@ impl RaftNode {
                 .snapshot
                 .as_ref()
                 .map_or(0, |s| s.data.len() as u64),
+            next_snapshot: (0, 0),
         };
         node.rejitter();
+        node.draw_next_snapshot();
         // A cluster of one (a `-bootstrap` server) wins its election at once rather than
         // after an election timeout: its catalog is writable as soon as it starts.
         let voters: Vec<u64> = node.raw.raft.prs().conf().voters().ids().iter().collect();
@@ -953,10 +976,18 @@ impl RaftNode {
         self.events.push_back(Event::PeersChanged);
     }
 
+    fn draw_next_snapshot(&mut self) {
+        let (every, len) = (self.cfg.snapshot_every, self.last_snapshot_len);
+        self.next_snapshot = (
+            every + self.snapshot_rng.u64(0..=every / 2),
+            len / 2 + self.snapshot_rng.u64(0..=len / 2),
+        );
+    }
+
     fn maybe_compact(&mut self, sm: &impl StateMachine) {
         let due = self.snapshot_due
-            || (self.applied >= self.snapshot_index + self.cfg.snapshot_every
-                && self.bytes_since_snapshot >= self.last_snapshot_len / 2);
+            || (self.applied >= self.snapshot_index + self.next_snapshot.0
+                && self.bytes_since_snapshot >= self.next_snapshot.1);
         if !due || self.pending_compaction.is_some() || self.applied == self.snapshot_index {
             return;
         }
@@ -965,7 +996,8 @@ impl RaftNode {
         };
         let data = SnapshotData {
             peers: self.peers.iter().map(|(&id, a)| (id, a.clone())).collect(),
-            state: sm.snapshot(),
+            // The state grew since, most likely: an eighth more.
+            state: sm.snapshot(self.last_snapshot_len as usize / 8 * 9),
         };
         let snap = WireSnapshot {
             index: self.applied,
@@ -978,6 +1010,7 @@ impl RaftNode {
         self.snapshot_due = false;
         self.bytes_since_snapshot = 0;
         self.last_snapshot_len = snap.data.len() as u64;
+        self.draw_next_snapshot();
         let store = self.raw.store();
         self.pending_compaction = Some(Persist {
             snapshot: Some(snap),

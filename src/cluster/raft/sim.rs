@@ -130,8 +130,8 @@ impl StateMachine for SimState {
         StateMachine::apply(&mut self.catalog, index, command)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        StateMachine::snapshot(&self.catalog)
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        StateMachine::snapshot(&self.catalog, size_hint)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), SnapshotError> {

@@ -15,8 +15,9 @@
 //! between the two renames is reconciled on open.
 //!
 //! Bounds: a record is at most [`MAX_RECORD`] bytes; the log holds the entries since the
-//! last snapshot (the core snapshots after `snapshot_every` applied entries once they hold
-//! half the last snapshot's size; the driver writes that snapshot in the background).
+//! last snapshot (the core snapshots after about `snapshot_every` applied entries once they
+//! hold half to all of the last snapshot's size; the driver writes that snapshot in the
+//! background).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

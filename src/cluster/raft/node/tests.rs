@@ -361,3 +361,40 @@ fn a_leader_sends_its_appends_before_its_own_fsync() {
     );
     assert!(sm.kv().get("early").is_some());
 }
+
+#[test]
+fn servers_draw_their_own_compaction_points() {
+    // The first compaction of a single server, as a function of its seed.
+    let first_compaction = |seed: u64| {
+        let mut disk = RaftNode::bootstrap(&[(1, "127.0.0.1:8300".into())]);
+        let mut sm = Catalog::new();
+        let mut now = Instant::now();
+        let mut cfg = RaftConfig::new(1, seed);
+        cfg.snapshot_every = 16;
+        let mut node = RaftNode::new(cfg, &disk, &mut sm, now).unwrap();
+        for _ in 0..30 {
+            now += Duration::from_millis(100);
+            node.handle_timeout(now);
+            settle(&mut node, &mut disk, &mut sm);
+        }
+        assert!(node.is_leader());
+        for i in 0..64u64 {
+            node.propose(i, &set(&format!("k{i}"), None));
+            while let Some(p) = node.ready() {
+                if let (true, Some(s)) = (p.background, &p.snapshot) {
+                    return s.index;
+                }
+                disk.apply_persist(&p);
+                node.persisted(&mut sm);
+            }
+        }
+        panic!("seed {seed}: no compaction after 64 writes");
+    };
+    let points: Vec<u64> = (1..=8).map(first_compaction).collect();
+    // After the bootstrap snapshot at index 1: between 16 and 24 entries later.
+    assert!(points.iter().all(|&i| (17..=25).contains(&i)), "{points:?}");
+    let distinct: std::collections::BTreeSet<_> = points.iter().collect();
+    assert!(distinct.len() >= 3, "servers compact in step: {points:?}");
+    // A seed replays exactly.
+    assert_eq!(first_compaction(3), points[2]);
+}
