@@ -280,11 +280,10 @@ async fn wait_for_servers(
 ) -> Option<Vec<(u64, String)>> {
     let (mut told, mut joining) = (false, false);
     loop {
-        let servers = gossip_servers(&state.borrow());
-        let mut ready: Vec<(u64, String)> = servers
+        let mut ready: Vec<(u64, String)> = raft_members(&state.borrow(), Role::Server)
             .into_iter()
-            .filter(|(_, _, alive, e)| *alive && u32::from(*e) == n)
-            .map(|(i, a, _, _)| (i, a))
+            .filter(|m| m.alive() && u32::from(m.expect) == n)
+            .map(|m| (m.id, m.addr))
             .collect();
         if ready.len() >= n as usize {
             let key = raft_keys(&state.borrow()).first().copied();
@@ -330,9 +329,9 @@ async fn wait_for_servers(
 async fn wait_for_a_server(state: &Rc<RefCell<State>>) {
     let mut told = false;
     loop {
-        if gossip_servers(&state.borrow())
+        if raft_members(&state.borrow(), Role::Server)
             .iter()
-            .any(|(_, _, alive, _)| *alive)
+            .any(RaftMember::alive)
         {
             return;
         }
@@ -382,42 +381,37 @@ pub fn raft_keys(state: &State) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// The servers gossip knows: (Raft ID, Raft address, alive, expect) of each member whose
-/// role is server, this one included.
-fn gossip_servers(state: &State) -> Vec<(u64, String, bool, u16)> {
-    let Some(g) = &state.gossip else {
-        return Vec::new();
-    };
-    g.members()
-        .into_iter()
-        .filter(|m| m.tags().role == Role::Server && m.tags().dc == state.config.datacenter)
-        .map(|m| {
-            let addr = SocketAddr::new(m.addr().ip(), m.tags().port).to_string();
-            (
-                server_id(m.name()),
-                addr,
-                m.status == MemberStatus::Alive,
-                m.tags().expect,
-            )
-        })
-        .collect()
+/// A member of this datacenter that gossip shows running Raft with the given role: its
+/// Raft ID and address, its gossip status, the `-bootstrap-expect` it announced.
+struct RaftMember {
+    id: u64,
+    addr: String,
+    status: MemberStatus,
+    expect: u16,
 }
 
-/// The clients gossip knows that keep a replica: (Raft ID, replica address, status).
-fn gossip_clients(state: &State) -> Vec<(u64, String, MemberStatus)> {
+impl RaftMember {
+    fn alive(&self) -> bool {
+        self.status == MemberStatus::Alive
+    }
+}
+
+/// The members of `role` gossip knows in this datacenter that announce a Raft port (servers
+/// always; clients when they keep a replica).
+fn raft_members(state: &State, role: Role) -> Vec<RaftMember> {
     let Some(g) = &state.gossip else {
         return Vec::new();
     };
     g.members()
         .into_iter()
         .filter(|m| {
-            m.tags().role == Role::Client
-                && m.tags().port != 0
-                && m.tags().dc == state.config.datacenter
+            m.tags().role == role && m.tags().port != 0 && m.tags().dc == state.config.datacenter
         })
-        .map(|m| {
-            let addr = SocketAddr::new(m.addr().ip(), m.tags().port).to_string();
-            (server_id(m.name()), addr, m.status)
+        .map(|m| RaftMember {
+            id: server_id(m.name()),
+            addr: SocketAddr::new(m.addr().ip(), m.tags().port).to_string(),
+            status: m.status,
+            expect: m.tags().expect,
         })
         .collect()
 }
@@ -438,10 +432,10 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
         // had the snapshot naming them (it must answer the leader before that).
         if status.leader.is_none() || !status.peers.contains_key(&id) {
             handle.set_hints(
-                gossip_servers(&state.borrow())
+                raft_members(&state.borrow(), Role::Server)
                     .into_iter()
-                    .filter(|(i, _, alive, _)| *alive && *i != id)
-                    .map(|(i, a, _, _)| (i, a))
+                    .filter(|m| m.alive() && m.id != id)
+                    .map(|m| (m.id, m.addr))
                     .collect(),
             );
         }
@@ -451,24 +445,28 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
             led_since = Some(std::time::Instant::now());
         }
         if status.is_leader {
-            let servers = gossip_servers(&state.borrow());
+            let servers = raft_members(&state.borrow(), Role::Server);
             // One membership change at a time: add a live server raft does not have, or
             // remove a voter that left gossip.
             let missing = servers
                 .iter()
-                .find(|(i, _, alive, _)| *alive && !status.peers.contains_key(i));
-            if let Some((i, addr, _, _)) = missing {
-                tracing::info!("adding server {addr} (id {i:016x}) to raft");
+                .find(|m| m.alive() && !status.peers.contains_key(&m.id));
+            if let Some(m) = missing {
+                tracing::info!("adding server {} (id {:016x}) to raft", m.addr, m.id);
                 let _ = handle
                     .change_membership(ConfChangeRecord::AddVoter {
-                        id: *i,
-                        addr: addr.clone(),
+                        id: m.id,
+                        addr: m.addr.clone(),
                     })
                     .await;
                 continue;
             }
-            let left = state.borrow().left_servers();
-            if let Some(i) = status.peers.keys().find(|p| **p != id && left.contains(p)) {
+            let left = |p: &u64| {
+                servers
+                    .iter()
+                    .any(|m| m.id == *p && m.status == MemberStatus::Left)
+            };
+            if let Some(i) = status.peers.keys().find(|p| **p != id && left(p)) {
                 tracing::info!("removing server id {i:016x} that left");
                 let _ = handle
                     .change_membership(ConfChangeRecord::Remove { id: *i })
@@ -477,25 +475,29 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
             }
             // Client agents with a replica port follow as learners; one that left or
             // whose failed member was reaped stops being one.
-            let clients = gossip_clients(&state.borrow());
-            let missing = clients.iter().find(|(i, _, m)| {
-                *m == MemberStatus::Alive
-                    && !status.peers.contains_key(i)
-                    && !status.learners.contains_key(i)
+            let clients = raft_members(&state.borrow(), Role::Client);
+            let missing = clients.iter().find(|m| {
+                m.alive()
+                    && !status.peers.contains_key(&m.id)
+                    && !status.learners.contains_key(&m.id)
             });
-            if let Some((i, addr, _)) = missing {
-                tracing::info!("adding client {addr} (id {i:016x}) to raft as a learner");
+            if let Some(m) = missing {
+                tracing::info!(
+                    "adding client {} (id {:016x}) to raft as a learner",
+                    m.addr,
+                    m.id
+                );
                 let _ = handle
                     .change_membership(ConfChangeRecord::AddLearner {
-                        id: *i,
-                        addr: addr.clone(),
+                        id: m.id,
+                        addr: m.addr.clone(),
                     })
                     .await;
                 continue;
             }
             let gone = status.learners.keys().find(|l| {
-                match clients.iter().find(|(i, _, _)| i == *l) {
-                    Some((_, _, s)) => *s == MemberStatus::Left,
+                match clients.iter().find(|m| m.id == **l) {
+                    Some(m) => m.status == MemberStatus::Left,
                     // Not in gossip at all: reaped, or not seen yet by a new leader.
                     None => led_since.is_some_and(|t| t.elapsed() > REAP_GRACE),
                 }
@@ -563,20 +565,6 @@ async fn look_around(state: Rc<RefCell<State>>, handle: RaftHandle, id: u64) {
                 announced = true;
             }
         }
-    }
-}
-
-impl State {
-    /// Raft IDs of the servers gossip shows as left.
-    fn left_servers(&self) -> Vec<u64> {
-        let Some(g) = &self.gossip else {
-            return Vec::new();
-        };
-        g.members()
-            .into_iter()
-            .filter(|m| m.tags().role == Role::Server && m.status == MemberStatus::Left)
-            .map(|m| server_id(m.name()))
-            .collect()
     }
 }
 
