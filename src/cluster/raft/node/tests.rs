@@ -247,6 +247,19 @@ impl Pair {
         }
     }
 
+    /// The leader adds the second server as a learner, which catches up.
+    fn add_learner(&mut self) {
+        self.nodes[0].0.change_membership(
+            2,
+            &ConfChangeRecord::AddLearner {
+                id: 2,
+                addr: "10.0.0.2:8300".into(),
+            },
+        );
+        self.settle();
+        self.tick(3);
+    }
+
     fn tick(&mut self, n: usize) {
         for _ in 0..n {
             self.now += Duration::from_millis(100);
@@ -263,15 +276,7 @@ fn a_learner_replicates_never_votes_and_does_not_count_for_the_quorum() {
     let mut p = Pair::new();
     p.nodes[0].0.propose(1, &set("before", None));
     p.settle();
-    p.nodes[0].0.change_membership(
-        2,
-        &ConfChangeRecord::AddLearner {
-            id: 2,
-            addr: "10.0.0.2:8300".into(),
-        },
-    );
-    p.settle();
-    p.tick(3);
+    p.add_learner();
     let status = p.nodes[0].0.status();
     assert_eq!(status.peers.keys().collect::<Vec<_>>(), [&1]);
     assert_eq!(
@@ -323,15 +328,7 @@ fn a_learner_replicates_never_votes_and_does_not_count_for_the_quorum() {
 #[test]
 fn a_leader_sends_its_appends_before_its_own_fsync() {
     let mut p = Pair::new();
-    p.nodes[0].0.change_membership(
-        2,
-        &ConfChangeRecord::AddLearner {
-            id: 2,
-            addr: "10.0.0.2:8300".into(),
-        },
-    );
-    p.settle();
-    p.tick(3);
+    p.add_learner();
     p.nodes[0].0.propose(7, &set("early", None));
     let (leader, _, _) = &mut p.nodes[0];
     let persist = leader.ready().expect("the proposal is ready");
