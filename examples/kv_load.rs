@@ -64,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn request(args: &Args, host: &str, conn: usize, n: u64) -> Vec<u8> {
+fn request(args: &Args, conn: usize, n: u64) -> Vec<u8> {
     let key = format!("{}/{conn}/{n:09}", args.prefix);
     let (head, body) = if args.system == "outpost" {
         (format!("PUT /v1/kv/{key} HTTP/1.1\r\n"), args.value.clone())
@@ -81,7 +81,8 @@ fn request(args: &Args, host: &str, conn: usize, n: u64) -> Vec<u8> {
         )
     };
     format!(
-        "{head}Host: {host}\r\nContent-Length: {}\r\n\r\n{body}",
+        "{head}Host: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        args.addr,
         body.len()
     )
     .into_bytes()
@@ -157,7 +158,7 @@ async fn connection(
     let mut n = 0u64;
     while Instant::now() < deadline && (args.max == 0 || answers.get() < args.max) {
         n += 1;
-        let req = request(&args, &args.addr, conn + 1, n);
+        let req = request(&args, conn + 1, n);
         let t0 = Instant::now();
         let answer = async {
             s.write_all(&req).await?;

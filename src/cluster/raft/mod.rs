@@ -24,8 +24,10 @@
 //!    [`RaftNode::change_membership`], [`RaftNode::read_index`], and the transport's
 //!    reports [`RaftNode::peer_unreachable`] and [`RaftNode::snapshot_sent`].
 //! 2. Ready cycle, *persist then acknowledge*: while [`RaftNode::ready`] gives a
-//!    [`Persist`], make it durable ([`DiskLog::persist`], which fsyncs) and only then call
-//!    [`RaftNode::persisted`] with the state machine. Nothing else may be called in between.
+//!    [`Persist`], send what [`RaftNode::poll_transmit`] holds already (a leader's appends,
+//!    which need not wait for its disk), make the `Persist` durable ([`DiskLog::persist`],
+//!    which fsyncs) and only then call [`RaftNode::persisted`] with the state machine.
+//!    Nothing else may be called in between.
 //!    `persisted` applies committed commands to the [`StateMachine`] (and restores it from
 //!    a leader's snapshot), and snapshots + compacts after about `snapshot_every` entries
 //!    (the compaction is itself the next `Persist`).
