@@ -37,6 +37,7 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod http;
+pub mod logging;
 pub mod manual;
 #[cfg(feature = "media")]
 pub mod media;

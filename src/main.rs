@@ -213,7 +213,11 @@ fn run_agent(flags: AgentFlags) -> ExitCode {
     // First, while nothing else holds descriptors: the sockets systemd may have passed in.
     let fail = |e: String| {
         agent::notify::status(&format!("cannot start: {e}"));
-        let priority = if logs_to_journal() { "<3>" } else { "" };
+        let priority = if outpost::logging::to_journal() {
+            "<3>"
+        } else {
+            ""
+        };
         eprintln!("{priority}outpost: {e}");
         ExitCode::FAILURE
     };
@@ -226,13 +230,13 @@ fn run_agent(flags: AgentFlags) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(format!("config error: {e}")),
     };
-    init_logging(&config.log_level);
+    outpost::logging::init(&config.log_level);
     match agent::run(flags, config, host, dns_sockets) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             // The journal has the line above already.
-            if !logs_to_journal() {
+            if !outpost::logging::to_journal() {
                 eprintln!("outpost: {e}");
             }
             agent::notify::status(&format!("cannot start: {e}"));
@@ -307,7 +311,7 @@ fn serve_tls(flags: ServeTlsFlags) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(format!("cannot handle SIGINT and SIGTERM: {e}")),
         };
-    init_logging("warn");
+    outpost::logging::init("warn");
     let mut opts = ServeOptions::new(&flags.dir, PathBuf::new(), PathBuf::new());
     opts.client_ca = flags.client_ca;
     opts.addr = addr;
@@ -369,74 +373,6 @@ fn self_signed_names() -> Vec<String> {
     }
     names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
     names
-}
-
-/// Logs to stderr. When stderr is the journal (systemd's `JOURNAL_STREAM` names its device
-/// and inode), each line starts with its syslog priority (`<3>` error to `<7>` debug), which
-/// journald stores as the entry's level, and carries no timestamp (the journal keeps its own).
-fn init_logging(level: &str) {
-    let level = level.parse().unwrap_or(tracing::Level::INFO);
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    if logs_to_journal() {
-        let format = tracing_subscriber::fmt::format()
-            .without_time()
-            .with_level(false)
-            .with_target(false)
-            .with_ansi(false);
-        builder
-            .with_ansi(false)
-            .event_format(SyslogPrefix(format))
-            .init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Whether stderr is the journal's stream: `JOURNAL_STREAM` is `DEVICE:INODE` of the stream
-/// systemd connected, which stays in the environment of children whose stderr may be
-/// elsewhere, so it is compared with stderr itself (systemd.exec(5)).
-fn logs_to_journal() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
-        let (d, i) = v.split_once(':')?;
-        Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
-    }) else {
-        return false;
-    };
-    let stderr = std::io::stderr().as_fd().try_clone_to_owned();
-    stderr
-        .and_then(|fd| std::fs::File::from(fd).metadata())
-        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-}
-
-/// Puts an event's syslog priority before the line (sd-daemon(3)'s `<N>` prefixes).
-struct SyslogPrefix<F>(F);
-
-impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for SyslogPrefix<F>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-    F: tracing_subscriber::fmt::FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let priority = match *event.metadata().level() {
-            tracing::Level::ERROR => 3,
-            tracing::Level::WARN => 4,
-            tracing::Level::INFO => 6,
-            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
-        };
-        write!(writer, "<{priority}>")?;
-        self.0.format_event(ctx, writer, event)
-    }
 }
 
 /// Every long flag of every subcommand, for Go-style `-flag` spelling.

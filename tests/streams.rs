@@ -224,6 +224,12 @@ fn streams_are_added_changed_and_removed_by_a_reload_without_a_restart() {
         .map(|s| s["Name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["gate", "test"]);
+    // One worker per stream: yard's ended with it.
+    eventually("one media worker per stream", || {
+        let mut w: Vec<String> = workers(&agent).into_iter().map(|(_, s)| s).collect();
+        w.sort();
+        w == ["gate", "test"]
+    });
     // Its viewer was ended with it.
     let gone = curl(&[
         "-X",
@@ -251,6 +257,93 @@ fn streams_are_added_changed_and_removed_by_a_reload_without_a_restart() {
     assert_eq!(gate["Viewers"], 1, "{gate}");
     // DNS and HTTP served throughout.
     assert_eq!(get(&agent, "/v1/status/leader").status, 200);
+}
+
+/// The agent's media workers: (pid, stream) of each `outpost-media` child.
+fn workers(agent: &Agent) -> Vec<(u32, String)> {
+    let pid = agent.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| {
+            let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !args.first()?.ends_with("/outpost-media") {
+                return None;
+            }
+            Some((c.parse().ok()?, args.last()?.clone()))
+        })
+        .collect()
+}
+
+/// Whether process `pid` has GStreamer's core library mapped.
+fn maps_gstreamer(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .contains("libgstreamer-1.0")
+}
+
+#[test]
+fn the_agent_never_loads_gstreamer_and_a_killed_media_worker_is_restarted() {
+    require_curl();
+    let conf = tempfile::tempdir().unwrap();
+    let agent = agent(conf.path());
+    wait_state(&agent, "test", "idle");
+    // GStreamer lives in the stream's worker only.
+    let w = workers(&agent);
+    assert_eq!(w.len(), 1, "{w:?}");
+    let (first, stream) = w[0].clone();
+    assert_eq!(stream, "test");
+    assert!(maps_gstreamer(first), "the worker runs the pipeline");
+    assert!(
+        !maps_gstreamer(agent.child.id()),
+        "the agent loads no GStreamer"
+    );
+
+    // Watched, it plays.
+    assert_eq!(post_offer(&agent, "test").status, 201);
+    wait_state(&agent, "test", "playing");
+
+    // A crash of the worker (as a plugin's segfault would end it): the stream is offline
+    // with the reason, a new worker plays it again, and the agent answers throughout.
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &first.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut seen = serde_json::Value::Null;
+    eventually("the stream says its worker died", || {
+        seen = get(&agent, "/v1/streams/test").json();
+        seen["State"] == "offline"
+    });
+    let reason = seen["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("media worker exited") && reason.contains("SIGKILL"),
+        "{seen}"
+    );
+    assert_eq!(get(&agent, "/v1/status/leader").status, 200);
+    let back = wait_state(&agent, "test", "playing");
+    assert_eq!(back["Viewers"], 1, "{back}");
+    let w = workers(&agent);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_ne!(w[0].0, first, "a new worker");
+    assert!(
+        agent
+            .log()
+            .contains("stream \"test\": media worker restarted"),
+        "{}",
+        agent.log()
+    );
+    eventually("frames flow again", || {
+        get(&agent, "/v1/streams/test").json()["MeasuredFps"].as_f64() > Some(1.0)
+    });
 }
 
 #[test]

@@ -803,9 +803,14 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
         if applied.as_ref() != Some(&wanted) {
             if hub.is_none() && !wanted.0.is_empty() {
                 let mut key = [0u8; 32];
-                let started = match os_random(&mut key) {
-                    Ok(()) => MediaHub::start(ip, key, &ex).await,
-                    Err(e) => Err(format!("no random bytes for WHEP session IDs: {e}")),
+                let level = state.borrow().config.log_level.clone();
+                let started = match (
+                    os_random(&mut key),
+                    crate::media::worker::WorkerCommand::beside_this_executable(&level),
+                ) {
+                    (Ok(()), Ok(worker)) => MediaHub::start(ip, key, &ex, worker).await,
+                    (Err(e), _) => Err(format!("no random bytes for WHEP session IDs: {e}")),
+                    (_, Err(e)) => Err(format!("no media worker: {e}")),
                 };
                 match started {
                     Ok(h) => {

@@ -14,7 +14,7 @@ use crate::config::VideoCodec;
 /// text, including GStreamer's `{ a, b }` lists, is left alone. For example
 /// `("extra-controls", "controls,video_bitrate={bitrate},h264_i_frame_period={keyframe_frames}")`
 /// for `v4l2h264enc`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EncoderChoice {
     pub element: String,
     pub properties: Vec<(String, String)>,

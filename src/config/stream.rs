@@ -2,7 +2,7 @@
 //! pictures come from, how they are encoded once, and how many may watch.
 
 /// Video codecs browsers decode over WebRTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VideoCodec {
     Vp8,
     /// Constrained baseline (or main), which browsers decode.
@@ -19,7 +19,7 @@ impl VideoCodec {
 }
 
 /// Where a stream's media comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StreamSource {
     /// GStreamer's test pattern and test tone, encoded by the agent.
     Test {
@@ -56,7 +56,7 @@ impl StreamSource {
 }
 
 /// One stream, validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamSpec {
     /// Unique; a URL path segment (`/streams/<name>`, `/whep/<name>`).
     pub name: String,
