@@ -86,7 +86,7 @@ pub struct State {
     https: Option<Arc<rustls::ServerConfig>>,
     /// The streams' pipelines and the WebRTC gateway (none in tests of the routes).
     #[cfg(feature = "media")]
-    pub media: Option<Rc<crate::media::hub::MediaHub>>,
+    pub media: Option<Rc<crate::media::process::MediaProcess>>,
     /// Notified when a reload changed the streams, for the media task to apply them.
     streams_changed: Rc<event_listener::Event>,
     /// This node's gossip member (none with `-serf-lan-port -1`, or in tests of the routes).
@@ -98,7 +98,7 @@ pub struct State {
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
 /// hub tells it live; without it (a build without the `media` feature) every stream
 /// is `unavailable`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StreamStatus {
     /// `idle` (nobody watching, not encoding), `starting`, `playing`, `offline` (see
     /// `reason`) or `unavailable`.
@@ -115,6 +115,49 @@ pub struct StreamStatus {
     pub encoder: String,
     pub encoder_hardware: bool,
     pub encoder_reason: String,
+}
+
+/// A [`StreamStatus`] as read back (from the media process): any state but the five is
+/// `offline`.
+#[derive(serde::Deserialize)]
+struct StreamStatusRead {
+    state: String,
+    reason: String,
+    viewers: usize,
+    width: u32,
+    height: u32,
+    fps: f64,
+    bitrate_kbps: f64,
+    encoder: String,
+    encoder_hardware: bool,
+    encoder_reason: String,
+}
+
+impl<'de> serde::Deserialize<'de> for StreamStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StreamStatus, D::Error> {
+        <StreamStatusRead as serde::Deserialize>::deserialize(d).map(StreamStatus::from)
+    }
+}
+
+impl From<StreamStatusRead> for StreamStatus {
+    fn from(r: StreamStatusRead) -> StreamStatus {
+        let state = ["idle", "starting", "playing", "offline", "unavailable"]
+            .into_iter()
+            .find(|known| *known == r.state)
+            .unwrap_or("offline");
+        StreamStatus {
+            state,
+            reason: r.reason,
+            viewers: r.viewers,
+            width: r.width,
+            height: r.height,
+            fps: r.fps,
+            bitrate_kbps: r.bitrate_kbps,
+            encoder: r.encoder,
+            encoder_hardware: r.encoder_hardware,
+            encoder_reason: r.encoder_reason,
+        }
+    }
 }
 
 impl StreamStatus {
@@ -783,14 +826,14 @@ async fn bind_dns(
     Err(last.unwrap_or_else(|| bind_err(std::io::Error::other("no port"))))
 }
 
-/// The media task: starts the WebRTC gateway when the config has streams and applies the
-/// streams of each reloaded config. A gateway that cannot start leaves the streams
-/// `unavailable` with the reason (tried again at the next change of streams); everything
-/// else runs.
+/// The media task: starts the media process (every stream's pipeline and the WebRTC
+/// gateway, see [`crate::media::process`]) when the config has streams, and gives it the
+/// streams of each reloaded config. Without its program, the streams are `unavailable`
+/// with the reason; everything else runs.
 #[cfg(feature = "media")]
 async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip: IpAddr) {
-    use crate::media::hub::MediaHub;
-    let mut hub: Option<Rc<MediaHub>> = None;
+    use crate::media::process::{MediaCommand, MediaProcess};
+    let mut media: Option<Rc<MediaProcess>> = None;
     let mut applied: Option<(Vec<crate::config::StreamSpec>, crate::board::Selection)> = None;
     let changed = state.borrow().streams_changed.clone();
     loop {
@@ -801,21 +844,13 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
             (s.config.streams.clone(), s.config.board.clone())
         };
         if applied.as_ref() != Some(&wanted) {
-            if hub.is_none() && !wanted.0.is_empty() {
-                let mut key = [0u8; 32];
+            if media.is_none() && !wanted.0.is_empty() {
                 let level = state.borrow().config.log_level.clone();
-                let started = match (
-                    os_random(&mut key),
-                    crate::media::worker::WorkerCommand::beside_this_executable(&level),
-                ) {
-                    (Ok(()), Ok(worker)) => MediaHub::start(ip, key, &ex, worker).await,
-                    (Err(e), _) => Err(format!("no random bytes for WHEP session IDs: {e}")),
-                    (_, Err(e)) => Err(format!("no media worker: {e}")),
-                };
-                match started {
-                    Ok(h) => {
-                        state.borrow_mut().media = Some(h.clone());
-                        hub = Some(h);
+                match MediaCommand::beside_this_executable(ip, &level) {
+                    Ok(cmd) => {
+                        let m = MediaProcess::start(cmd, &ex);
+                        state.borrow_mut().media = Some(m.clone());
+                        media = Some(m);
                     }
                     Err(e) => {
                         tracing::error!(
@@ -829,8 +864,8 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
                     }
                 }
             }
-            if let Some(h) = &hub {
-                h.apply(&wanted.0, &wanted.1).await;
+            if let Some(m) = &media {
+                m.apply(&wanted.0, &wanted.1);
             }
             applied = Some(wanted);
             continue;

@@ -1,6 +1,7 @@
-//! `outpost-media`: the media worker the agent starts for each stream (see
-//! `outpost::media::worker`). Not meant to be run by hand.
+//! `outpost-media`: the media process the agent starts when it has streams (every stream's
+//! GStreamer pipeline and the WebRTC gateway; see `outpost::media::process`). Not meant to
+//! be run by hand.
 
 fn main() -> std::process::ExitCode {
-    outpost::media::worker::child::main()
+    outpost::media::process::child::main()
 }

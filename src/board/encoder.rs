@@ -133,7 +133,7 @@ impl EncoderChoice {
 }
 
 /// The encoder one codec gets on this board, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EncoderPick {
     pub codec: VideoCodec,
     pub choice: EncoderChoice,

@@ -4,14 +4,14 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 use crate::config::locate::{Step, locate};
 use crate::config::{ConfigError, VideoCodec};
 
 /// One board: what it is, how to recognise it, its camera and its encoders.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// What `-board` takes: lower-case letters, digits and `-`.
@@ -41,7 +41,7 @@ pub struct Profile {
 /// Device-tree names of the boards a profile is for. A `compatible` entry matches one of
 /// the device tree's `compatible` strings exactly; a `model` entry is a prefix of its
 /// `model`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct Match {
 }
 
 /// The default camera: device node and the mode asked of it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Camera {
     pub device: String,
@@ -62,7 +62,7 @@ pub struct Camera {
     pub note: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Encoders {
     #[serde(default)]
@@ -82,7 +82,7 @@ impl Encoders {
 
 /// The encoders of one codec: hardware ones in order of preference (the first one this
 /// GStreamer has is used), and the software fallback.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodecEncoders {
     #[serde(default)]
@@ -97,13 +97,17 @@ pub struct CodecEncoders {
 }
 
 /// A GStreamer encoder element and how to feed it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderEntry {
     #[serde(default)]
     pub element: String,
     /// In order; values may hold the placeholders of [`PLACEHOLDERS`].
-    #[serde(default, deserialize_with = "ordered_properties")]
+    #[serde(
+        default,
+        deserialize_with = "ordered_properties",
+        serialize_with = "properties_as_object"
+    )]
     pub properties: Vec<(String, String)>,
     /// The element that converts raw video for the encoder (default `videoconvert`).
     #[serde(default)]
@@ -121,7 +125,7 @@ pub struct EncoderEntry {
 }
 
 /// Board variants without the hardware encoders, by device-tree `compatible`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoHardware {
     pub compatible: Vec<String>,
@@ -432,6 +436,14 @@ fn unknown_placeholder(value: &str) -> Option<String> {
         rest = &after[close + 1..];
     }
     None
+}
+
+/// The properties as the JSON object they were read from, in their order.
+fn properties_as_object<S: serde::Serializer>(
+    props: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(props.iter().map(|(k, v)| (k, v)))
 }
 
 /// A JSON object of properties, in the file's order; values are strings, numbers or

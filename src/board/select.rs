@@ -11,7 +11,7 @@ use crate::config::ConfigError;
 
 /// What the device tree says about the machine (`/proc/device-tree/model` and
 /// `compatible`); empty where there is none, as on a PC.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceTree {
     pub model: Option<String>,
     /// Most specific first, as the kernel lists them.
@@ -65,7 +65,7 @@ impl fmt::Display for DeviceTree {
 }
 
 /// How the profile was chosen.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Chosen {
     /// By `-board`.
     Flag,
@@ -78,7 +78,7 @@ pub enum Chosen {
 }
 
 /// The board profile this agent runs with, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Selection {
     pub profile: Profile,
     pub chosen: Chosen,

@@ -199,7 +199,7 @@ pub fn handle(state: &mut State, req: &Request) -> Handled {
         return page.into();
     }
     if req.path.starts_with("/whep/") {
-        return whep(state, req).into();
+        return whep(state, req);
     }
     if let Some(name) = req.path.strip_prefix("/streams/") {
         if req.method != Method::GET && req.method != Method::HEAD {
@@ -552,60 +552,50 @@ fn status(state: &mut State, req: &Request, rest: &str, pretty: bool) -> Result<
     }
 }
 
-/// WHEP (`/whep/<stream>[/<session>]`), answered by the media gateway.
+/// WHEP (`/whep/<stream>[/<session>]`), answered by the media process's gateway.
 #[cfg(feature = "media")]
-fn whep(state: &mut State, req: &Request) -> Reply {
-    let Some(hub) = state.media.clone() else {
-        return not_found("no streams are configured on this agent");
+fn whep(state: &mut State, req: &Request) -> Handled {
+    let Some(media) = state.media.clone() else {
+        return not_found("no streams are configured on this agent").into();
     };
-    if req.method == Method::POST
-        && let Some(reason) = req
-            .path
-            .strip_prefix("/whep/")
-            .and_then(|s| hub.unavailable(s.trim_end_matches('/')))
-    {
-        return Reply::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("this stream is unavailable: {reason}"),
-        );
-    }
-    let now = std::time::Instant::now();
-    let r = hub.gateway.with(|gw| {
-        crate::media::whep::handle(
-            gw,
-            now,
-            &req.method,
-            &req.path,
-            req.content_type.as_deref(),
-            &req.body,
-        )
-    });
-    if r.status == StatusCode::CREATED
-        && let Some(stream) = req.path.strip_prefix("/whep/")
-    {
-        hub.watched(stream.trim_end_matches('/'));
-    }
-    let content_type = match r.header("content-type") {
-        Some(t) if t.starts_with("application/sdp") => "application/sdp",
-        _ => super::request::TEXT,
+    let request = crate::media::process::proto::WhepRequest {
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        content_type: req.content_type.clone(),
+        body: req.body.clone(),
     };
-    Reply {
-        status: r.status,
-        content_type,
-        body: r.body.into(),
-        index: None,
-        allow: None,
-        headers: r
-            .headers
-            .into_iter()
-            .filter(|(n, _)| *n != "content-type")
-            .collect(),
-    }
+    let reply = media.whep(request);
+    Handled::Async(Box::pin(async move {
+        let r = reply.await;
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let content_type = match header("content-type") {
+            Some(t) if t.starts_with("application/sdp") => "application/sdp",
+            _ => super::request::TEXT,
+        };
+        Reply {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            content_type,
+            index: None,
+            allow: None,
+            headers: r
+                .headers
+                .iter()
+                .filter(|(n, _)| n != "content-type")
+                .filter_map(|(n, v)| Some((crate::media::whep::header_name(n)?, v.clone())))
+                .collect(),
+            body: r.body.into(),
+        }
+    }))
 }
 
 #[cfg(not(feature = "media"))]
-fn whep(_state: &mut State, _req: &Request) -> Reply {
-    not_found("this outpost was built without the media feature: no WHEP")
+fn whep(_state: &mut State, _req: &Request) -> Handled {
+    not_found("this outpost was built without the media feature: no WHEP").into()
 }
 
 /// A stream's state live from the media hub (`None`: the hub does not run it yet, or there

@@ -1,8 +1,7 @@
-//! The agent's media shell: one pipeline per stream, each in its worker process (encoding
-//! only while watched), the WebRTC gateway on one UDP socket, and the glue between them:
-//! frames to the gateway, keyframe requests to the encoder, the streams' state for
-//! `/v1/streams`. Streams change live: [`MediaHub::apply`] adds, rebuilds and removes
-//! pipelines as a reloaded config says.
+//! The agent's media shell: one pipeline per stream (encoding only while watched), the
+//! WebRTC gateway on one UDP socket, and the glue between them: frames to the gateway,
+//! keyframe requests to the encoder, the streams' state for `/v1/streams`. Streams change
+//! live: [`MediaHub::apply`] adds, rebuilds and removes pipelines as a reloaded config says.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -14,10 +13,12 @@ use std::time::Instant;
 use async_net::UdpSocket;
 use smol::LocalExecutor;
 
-use super::pipeline::{EncoderChoice, MediaFrame, MediaKind, StreamState};
+use super::pipeline::{
+    EncoderChoice, KeyframeRequest, MediaFrame, MediaKind, Pipeline, PipelineHandle, StreamState,
+};
 use super::rtc::udp::{SharedGateway, StreamFrame, drive};
 use super::rtc::{Frame, Gateway, GatewayConfig, GatewayEvent};
-use super::worker::{OpenError, Spawned, Worker, WorkerCommand};
+use super::whep::WhepReply;
 use crate::board::{EncoderPick, Selection};
 use crate::config::StreamSpec;
 use crate::config::stream::{StreamSource, VideoCodec};
@@ -37,26 +38,23 @@ pub struct MediaHub {
     /// The board the pipelines were built for, and the encoder each codec gets on it.
     board: RefCell<Option<Selection>>,
     encoders: RefCell<Vec<EncoderPick>>,
-    worker: WorkerCommand,
 }
 
 /// A configured stream and its pipeline, or why it has none.
 struct Entry {
     spec: StreamSpec,
-    pipeline: Result<Worker, String>,
+    pipeline: Result<PipelineHandle, String>,
     /// The encoder it runs with (none for `rtp`, which arrives encoded).
     encoder: Option<EncoderPick>,
 }
 
 impl MediaHub {
     /// Binds the gateway's UDP socket on `ip` and spawns the task that moves its datagrams,
-    /// frames and events. No stream yet: [`MediaHub::apply`] adds them, each in a worker
-    /// `worker` starts.
+    /// frames and events. No stream yet: [`MediaHub::apply`] adds them.
     pub async fn start(
         ip: std::net::IpAddr,
         session_key: [u8; 32],
         ex: &Rc<LocalExecutor<'static>>,
-        worker: WorkerCommand,
     ) -> Result<Rc<MediaHub>, String> {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
             .await
@@ -74,7 +72,6 @@ impl MediaHub {
             ex: ex.clone(),
             board: RefCell::default(),
             encoders: RefCell::default(),
-            worker,
         });
         let weak = Rc::downgrade(&hub);
         ex.spawn(drive(socket, shared, rx, move |e| {
@@ -106,7 +103,7 @@ impl MediaHub {
         };
         for e in old {
             if let Ok(p) = e.pipeline {
-                // The worker's teardown, awaited without blocking the executor.
+                // The thread's teardown, awaited without blocking the executor.
                 p.close().await;
             }
         }
@@ -118,19 +115,26 @@ impl MediaHub {
                 .cloned()
                 .collect()
         };
-        // Each worker starts GStreamer (its plugin registry) and parses the pipeline in its
-        // own process: DNS and HTTP keep answering meanwhile.
-        let mut built = Vec::new();
-        for spec in new.iter().cloned() {
+        let mut senders = Vec::new();
+        for spec in &new {
             let (ptx, prx) = async_channel::bounded(PIPELINE_CHANNEL);
+            senders.push((spec.clone(), ptx));
             self.forward(&spec.name, prx);
-            let (entry, picks) = self.open(spec, ptx, board).await;
-            if let Some(picks) = picks {
-                *self.encoders.borrow_mut() = picks;
-            }
-            built.push(entry);
         }
+        // GStreamer's initialisation (its plugin registry) and the pipelines' parsing take
+        // tens of milliseconds: off the executor, so DNS and HTTP keep answering meanwhile.
+        let board_now = board.clone();
+        let (encoders, built) = smol::unblock(move || {
+            let encoders = pick_encoders(&board_now);
+            let built = senders
+                .into_iter()
+                .map(|(spec, ptx)| build(spec, ptx, &encoders))
+                .collect::<Vec<_>>();
+            (encoders, built)
+        })
+        .await;
         *self.board.borrow_mut() = Some(board.clone());
+        *self.encoders.borrow_mut() = encoders;
         let now = Instant::now();
         let mut streams = self.streams.borrow_mut();
         for e in built {
@@ -170,6 +174,16 @@ impl MediaHub {
             .detach();
     }
 
+    /// Closes every stream, waiting for their pipelines' teardown.
+    pub async fn close(&self) {
+        let all = std::mem::take(&mut *self.streams.borrow_mut());
+        for e in all.into_values() {
+            if let Ok(p) = e.pipeline {
+                p.close().await;
+            }
+        }
+    }
+
     /// The encoder each codec gets on this board (empty until streams were applied).
     pub fn encoders(&self) -> Vec<EncoderPick> {
         self.encoders.borrow().clone()
@@ -196,7 +210,7 @@ impl MediaHub {
     fn on_event(&self, e: GatewayEvent) {
         match e {
             GatewayEvent::KeyframeWanted { stream } => {
-                {
+                let gop = {
                     let streams = self.streams.borrow();
                     let Some(Entry {
                         pipeline: Ok(p), ..
@@ -204,10 +218,17 @@ impl MediaHub {
                     else {
                         return;
                     };
-                    // The encoder or the RTP sender is asked; an RTP source without a way
-                    // to ask gets the frames since its last keyframe again.
-                    p.keyframe_wanted();
+                    // An RTP source without a way to ask for a keyframe: the last one kept.
+                    match p.request_keyframe() {
+                        KeyframeRequest::Unavailable => p.gop(),
+                        _ => return,
+                    }
                 };
+                let now = Instant::now();
+                for f in gop {
+                    let frame = to_frame(f);
+                    self.gateway.with(|gw| gw.push_frame(now, &stream, &frame));
+                }
             }
             GatewayEvent::ViewerConnected { stream, .. } => self.watched(&stream),
             GatewayEvent::ViewerGone { stream, .. } => {
@@ -223,80 +244,46 @@ impl MediaHub {
         }
     }
 
-    /// A worker with `spec`'s pipeline, with its codec's encoder on `board` if it encodes,
-    /// and the encoder every codec gets on this board (when it encodes: the worker said
-    /// which elements its GStreamer has). A hardware encoder GStreamer refuses (a property
-    /// it lacks, a value it rejects) gives way to the software fallback, and the reason
-    /// says so.
-    async fn open(
+    /// Answers a WHEP request (see [`super::whep`]). A stream whose pipeline could not be
+    /// built refuses new viewers (`503` with the reason); a new viewer starts its stream's
+    /// encoder.
+    pub fn whep(
         &self,
-        spec: StreamSpec,
-        frames: async_channel::Sender<MediaFrame>,
-        board: &Selection,
-    ) -> (Entry, Option<Vec<EncoderPick>>) {
-        let unavailable = |spec: StreamSpec, why: String| {
-            tracing::error!("stream {:?} is unavailable: {why}", spec.name);
-            Entry {
-                spec,
-                pipeline: Err(why),
-                encoder: None,
-            }
-        };
-        let mut worker = match Spawned::spawn(&self.worker, &spec.name) {
-            Ok(w) => w,
-            Err(why) => return (unavailable(spec, why), None),
-        };
-        let (mut encoder, picks) = match spec.source {
-            StreamSource::Rtp { .. } => (None, None),
-            _ => match pick_encoders(&mut worker, board).await {
-                Ok(picks) => (
-                    picks.iter().find(|e| e.codec == spec.codec).cloned(),
-                    Some(picks),
-                ),
-                Err(why) => return (unavailable(spec, why), None),
-            },
-        };
-        let mut choice = match &encoder {
-            Some(e) => e.choice.clone(),
-            None => EncoderChoice::software(spec.codec),
-        };
-        let mut opened = worker.open(&spec, &choice).await;
-        if let (Err(OpenError::Refused(why)), Some(e)) = (&opened, &mut encoder)
-            && e.hardware
+        method: &http::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> WhepReply {
+        let stream = path
+            .strip_prefix(super::whep::PREFIX)
+            .map(|s| s.trim_end_matches('/'));
+        if method == http::Method::POST
+            && let Some(reason) = stream.and_then(|s| self.unavailable(s))
         {
-            tracing::warn!(
-                "stream {:?}: hardware encoder {} refused ({why}); trying software",
-                spec.name,
-                e.choice.element
-            );
-            e.reason = format!(
-                "hardware encoder {} was refused by GStreamer ({why}): software fallback",
-                e.choice.element
-            );
-            e.hardware = false;
-            e.choice = EncoderChoice::software(spec.codec);
-            choice = e.choice.clone();
-            opened = worker.open(&spec, &choice).await;
-        }
-        if let Err(OpenError::Refused(why) | OpenError::Worker(why)) = opened {
-            return (unavailable(spec, why), picks);
-        }
-        if let Some(e) = &encoder {
-            tracing::info!(
-                "stream {:?}: {} encoder {} ({})",
-                spec.name,
-                if e.hardware { "hardware" } else { "software" },
-                e.choice.element,
-                e.reason
+            return WhepReply::error(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("this stream is unavailable: {reason}"),
             );
         }
-        let pipeline = worker.run(self.worker.clone(), spec.clone(), choice, frames, &self.ex);
-        let entry = Entry {
-            spec,
-            pipeline: Ok(pipeline),
-            encoder,
-        };
-        (entry, picks)
+        let now = Instant::now();
+        let r = self
+            .gateway
+            .with(|gw| super::whep::handle(gw, now, method, path, content_type, body));
+        if r.status == http::StatusCode::CREATED
+            && let Some(stream) = stream
+        {
+            self.watched(stream);
+        }
+        r
+    }
+
+    /// Every stream's [`MediaHub::status`].
+    pub fn statuses(&self) -> BTreeMap<String, crate::agent::StreamStatus> {
+        let names: Vec<String> = self.streams.borrow().keys().cloned().collect();
+        names
+            .into_iter()
+            .filter_map(|n| Some((n.clone(), self.status(&n)?)))
+            .collect()
     }
 
     /// What `stream` is doing now: state, reason, viewers, measured size, fps, kbit/s.
@@ -345,30 +332,72 @@ impl MediaHub {
     }
 }
 
-/// The encoder of each codec on `board`, given the elements the worker's GStreamer has.
-async fn pick_encoders(
-    worker: &mut Spawned,
-    board: &Selection,
-) -> Result<Vec<EncoderPick>, String> {
-    const CODECS: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
-    // Every element a pick may ask about: with none present, it asks about all of them.
-    let asked = RefCell::new(Vec::<String>::new());
-    for codec in CODECS {
-        crate::board::encoder::pick(board, codec, |el| {
-            let mut asked = asked.borrow_mut();
-            if !asked.iter().any(|a| a == el) {
-                asked.push(el.to_string());
-            }
-            false
-        });
-    }
-    let names = asked.into_inner();
-    let exists = worker.probe(&names).await?;
-    let has = |el: &str| names.iter().zip(&exists).any(|(n, &e)| e && n == el);
-    Ok(CODECS
+/// The encoder of each codec on `board`, given the elements this GStreamer has.
+fn pick_encoders(board: &Selection) -> Vec<EncoderPick> {
+    // Without GStreamer nothing exists: the software fallback, whose pipeline then reports
+    // why GStreamer is unusable.
+    let ready = gstreamer::init().is_ok();
+    let exists = |element: &str| ready && gstreamer::ElementFactory::find(element).is_some();
+    [VideoCodec::H264, VideoCodec::Vp8]
         .into_iter()
-        .map(|codec| crate::board::encoder::pick(board, codec, has))
-        .collect())
+        .map(|codec| crate::board::encoder::pick(board, codec, exists))
+        .collect()
+}
+
+/// A stream's pipeline, with its codec's encoder from `encoders` if it encodes. A hardware
+/// encoder GStreamer refuses (a property it lacks, a value it rejects) gives way to the
+/// software fallback, and the reason says so.
+fn build(
+    spec: StreamSpec,
+    frames: async_channel::Sender<MediaFrame>,
+    encoders: &[EncoderPick],
+) -> Entry {
+    let start = |choice: &EncoderChoice| {
+        Pipeline::new(&spec, choice)
+            .and_then(|p| p.start_stopped(frames.clone()))
+            .map_err(|e| e.to_string())
+    };
+    let mut encoder = match spec.source {
+        StreamSource::Rtp { .. } => None,
+        _ => encoders.iter().find(|e| e.codec == spec.codec).cloned(),
+    };
+    let mut pipeline = match &encoder {
+        Some(e) => start(&e.choice),
+        None => start(&EncoderChoice::software(spec.codec)),
+    };
+    if let (Err(why), Some(e)) = (&pipeline, &mut encoder)
+        && e.hardware
+    {
+        let choice = EncoderChoice::software(spec.codec);
+        tracing::warn!(
+            "stream {:?}: hardware encoder {} refused ({why}); trying software",
+            spec.name,
+            e.choice.element
+        );
+        e.reason = format!(
+            "hardware encoder {} was refused by GStreamer ({why}): software fallback",
+            e.choice.element
+        );
+        e.hardware = false;
+        e.choice = choice;
+        pipeline = start(&e.choice);
+    }
+    match (&pipeline, &encoder) {
+        (Err(e), _) => tracing::error!("stream {:?} is unavailable: {e}", spec.name),
+        (Ok(_), Some(e)) => tracing::info!(
+            "stream {:?}: {} encoder {} ({})",
+            spec.name,
+            if e.hardware { "hardware" } else { "software" },
+            e.choice.element,
+            e.reason
+        ),
+        (Ok(_), None) => {}
+    }
+    Entry {
+        spec,
+        pipeline,
+        encoder,
+    }
 }
 
 /// An unwatched camera is not opened; its absence is still worth showing: a camera stream

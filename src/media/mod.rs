@@ -4,6 +4,6 @@
 
 pub mod hub;
 pub mod pipeline;
+pub mod process;
 pub mod rtc;
 pub mod whep;
-pub mod worker;

@@ -64,7 +64,7 @@ pub use supervisor::Backoff;
 use crate::config::stream::StreamSpec;
 
 /// Audio or video.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediaKind {
     Video,
     Audio,
@@ -91,7 +91,7 @@ pub struct MediaFrame {
 }
 
 /// Where a stream is.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamState {
     /// Not running, because the caller stopped it (nobody watches).
     Stopped,
@@ -106,7 +106,7 @@ pub enum StreamState {
 }
 
 /// Counters of one media kind since the stream started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MediaCounters {
     /// Frames produced (sent or dropped).
     pub frames: u64,
@@ -117,7 +117,7 @@ pub struct MediaCounters {
 }
 
 /// A stream's numbers, for the status page and for tests.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PipelineStats {
     pub state: StreamState,
     pub video: MediaCounters,

@@ -30,6 +30,23 @@ pub const MAX_OFFER: usize = 64 * 1024;
 pub const SDP: &str = "application/sdp";
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
+/// Every header a [`WhepReply`] may carry (besides `content-type`).
+pub const HEADERS: [&str; 8] = [
+    "location",
+    "allow",
+    "accept-post",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+    "access-control-expose-headers",
+];
+
+/// `name` as one of [`HEADERS`] (a reply read back from the media process), if it is one.
+pub fn header_name(name: &str) -> Option<&'static str> {
+    HEADERS.into_iter().find(|h| *h == name)
+}
+
 /// An HTTP reply as plain data, for the agent to write with its own server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WhepReply {
@@ -49,7 +66,7 @@ impl WhepReply {
         }
     }
 
-    fn error(status: StatusCode, message: impl Into<String>) -> WhepReply {
+    pub fn error(status: StatusCode, message: impl Into<String>) -> WhepReply {
         let mut body = message.into().into_bytes();
         body.push(b'\n');
         WhepReply::new(status, TEXT, body)

@@ -1,90 +1,83 @@
-//! What the agent and its media worker say to each other over the worker's stdin and
+//! What the agent and its media process say to each other over the process's stdin and
 //! stdout: each message is its postcard length as a `u32` (little-endian), then postcard.
 //! Pure encoding and decoding; the readers take any `Read` or `AsyncRead`.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt};
 use serde::{Deserialize, Serialize};
 
-use crate::board::EncoderChoice;
+use crate::agent::StreamStatus;
+use crate::board::EncoderPick;
 use crate::config::StreamSpec;
-use crate::media::pipeline::{MediaFrame, MediaKind, PipelineStats};
 
-/// Longest message either side accepts: far above any encoded frame (a 1080p keyframe is
-/// well under 1 MiB), far below what would hurt a box.
-pub const MAX_MESSAGE: usize = 8 << 20;
+/// Longest message either side accepts: far above any WHEP offer (64 KiB at most) or
+/// status, far below what would hurt a box.
+pub const MAX_MESSAGE: usize = 1 << 20;
 
-/// The agent to its worker.
+/// The agent to its media process.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ToWorker {
-    /// Which of these GStreamer elements exist; answered by [`FromWorker::Exists`], one
-    /// bool per name, all false when GStreamer cannot be initialised.
-    Probe(Vec<String>),
-    /// Build the stream's pipeline, stopped; answered by [`FromWorker::Opened`]. A refused
-    /// pipeline may be followed by another `Open` (the software encoder after a hardware one).
-    Open {
-        spec: StreamSpec,
-        encoder: EncoderChoice,
+pub enum ToMedia {
+    /// Run these streams, with the encoders of this board. `board` is the
+    /// [`Selection`](crate::board::Selection) as JSON: a profile is read as its file is.
+    Apply {
+        streams: Vec<StreamSpec>,
+        board: String,
     },
-    /// Run the encoder (a viewer is watching).
-    Start,
-    /// Stop it (nobody watches).
-    Stop,
-    /// A viewer needs a keyframe: the encoder or the RTP sender is asked for one, or, when
-    /// neither can make one, the frames since the last keyframe are sent again.
-    KeyframeWanted,
+    /// A WHEP request, answered by [`FromMedia::Whep`] with the same `id`.
+    Whep { id: u64, request: WhepRequest },
 }
 
-/// The worker to the agent.
+/// The media process to the agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum FromWorker {
-    Exists(Vec<bool>),
-    /// The pipeline is built (`Ok`) or why GStreamer refused it.
-    Opened(Result<(), String>),
-    Frame(WireFrame),
-    /// Sent when they changed, at most every [`STATS_EVERY`].
-    Stats(PipelineStats),
+pub enum FromMedia {
+    Whep {
+        id: u64,
+        reply: WireReply,
+    },
+    /// The streams' state, sent when it changed (looked at every [`STATUS_EVERY`]), and
+    /// the encoder each codec gets on this board (empty until a stream was built).
+    Status {
+        streams: BTreeMap<String, StreamStatus>,
+        encoders: Vec<EncoderPick>,
+    },
 }
 
-/// How often the worker looks whether its stream's numbers changed.
-pub const STATS_EVERY: Duration = Duration::from_millis(200);
+/// How often the media process looks whether its streams' state changed.
+pub const STATUS_EVERY: Duration = Duration::from_millis(200);
 
-/// A [`MediaFrame`] on the pipe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WireFrame {
-    pub kind: MediaKind,
+/// A WHEP request as the agent's HTTP server read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhepRequest {
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
     #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
-    pub keyframe: bool,
-    pub pts: Duration,
-    pub duration: Option<Duration>,
-    pub seq: u64,
+    pub body: Vec<u8>,
 }
 
-impl From<&MediaFrame> for WireFrame {
-    fn from(f: &MediaFrame) -> WireFrame {
-        WireFrame {
-            kind: f.kind,
-            data: f.data.to_vec(),
-            keyframe: f.keyframe,
-            pts: f.pts,
-            duration: f.duration,
-            seq: f.seq,
-        }
-    }
+/// A WHEP reply (see [`WhepReply`](crate::media::whep::WhepReply)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireReply {
+    pub status: u16,
+    /// Lower-case names, `content-type` among them.
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
 }
 
-impl From<WireFrame> for MediaFrame {
-    fn from(f: WireFrame) -> MediaFrame {
-        MediaFrame {
-            kind: f.kind,
-            data: f.data.into(),
-            keyframe: f.keyframe,
-            pts: f.pts,
-            duration: f.duration,
-            seq: f.seq,
+impl From<crate::media::whep::WhepReply> for WireReply {
+    fn from(r: crate::media::whep::WhepReply) -> WireReply {
+        WireReply {
+            status: r.status.as_u16(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+            body: r.body,
         }
     }
 }
@@ -107,7 +100,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, postcard::Error> {
     let mut out = postcard::to_extend(msg, vec![0u8; 4])?;
     let len = out.len() - 4;
     if len > MAX_MESSAGE {
-        // The reader would refuse it; a frame this size is dropped instead.
+        // The reader would refuse it.
         return Err(postcard::Error::SerializeBufferFull);
     }
     out[..4].copy_from_slice(&(len as u32).to_le_bytes());

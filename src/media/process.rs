@@ -1,0 +1,439 @@
+//! Live video runs in a process of its own, `outpost-media`, installed beside `outpost`;
+//! this is the agent's side of it.
+//!
+//! The media process runs the [`MediaHub`](super::hub::MediaHub): every stream's GStreamer
+//! pipeline and the WebRTC gateway. The agent starts it when the config has a stream, sends
+//! it each config's streams and board ([`MediaProcess::apply`]), forwards WHEP requests
+//! to it ([`MediaProcess::whep`]), and shows the streams' state it reports
+//! ([`MediaProcess::status`]).
+//!
+//! Why a process:
+//! - **Memory.** The agent itself never loads GStreamer or the WebRTC stack. A server that
+//!   runs the catalog, DNS and Raft but no stream carries none of it: 9.3 MiB resident
+//!   idle with the gateway linked in and 11.9 MiB with GStreamer loaded as well, against
+//!   8.6 MiB without either (the same build, x86_64; see the README).
+//! - **Isolation.** A crash in media (a vendor's hardware encoder plugin, a camera
+//!   driver, or the WebRTC stack, which parses what browsers send) ends the media process,
+//!   never DNS, the catalog or Raft. The agent restarts it with backoff (1 s doubling to
+//!   30 s) and gives it the streams again; meanwhile every stream is `offline` with the
+//!   reason and WHEP answers 503. Viewers of a crashed process reconnect (their WebRTC
+//!   sessions were in it).
+//!
+//! The costs: one more process when streams are configured, and a WHEP request crosses a
+//! pipe (tens of microseconds). Frames never cross it: the process encodes and sends them.
+//!
+//! [`Spawned`] is one run of the process; [`MediaProcess`] owns the runs: it restarts the
+//! process after it dies and never waits on it.
+
+pub mod child;
+pub mod proto;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use async_process::{Child, ChildStdin, ChildStdout, Command};
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncWriteExt, FutureExt};
+use smol::LocalExecutor;
+
+use self::proto::{FromMedia, ToMedia, WhepRequest, WireReply};
+use super::pipeline::HEALTHY_AFTER;
+use super::pipeline::supervisor::{Backoff, BackoffSchedule};
+use crate::agent::StreamStatus;
+use crate::board::{EncoderPick, Selection};
+use crate::config::StreamSpec;
+
+/// The media process's file name.
+pub const PROGRAM: &str = "outpost-media";
+
+/// How long a stopped media process gets to set its pipelines to NULL before it is killed.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a WHEP request waits for the media process's answer.
+const WHEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the agent starts its media process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaCommand {
+    pub program: PathBuf,
+    /// Where the WebRTC gateway's UDP socket goes (the agent's bind address).
+    pub bind: IpAddr,
+    /// The agent's `log_level`, for the process's own logging.
+    pub log_level: String,
+}
+
+impl MediaCommand {
+    /// `outpost-media` in the directory of the running executable.
+    pub fn beside_this_executable(bind: IpAddr, log_level: &str) -> Result<MediaCommand, String> {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find this executable's path: {e}"))?;
+        Ok(MediaCommand {
+            program: exe.with_file_name(PROGRAM),
+            bind,
+            log_level: log_level.into(),
+        })
+    }
+}
+
+/// One run of the media process.
+pub struct Spawned {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    started: Instant,
+}
+
+impl Spawned {
+    /// Starts the process. Only fails if the program cannot be run.
+    pub fn spawn(cmd: &MediaCommand) -> Result<Spawned, String> {
+        let mut child = Command::new(&cmd.program)
+            .arg("--bind")
+            .arg(cmd.bind.to_string())
+            .arg("--log-level")
+            .arg(&cmd.log_level)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start the media process {}: {e} (it is installed beside outpost)",
+                    cmd.program.display()
+                )
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the media process has no pipes".into());
+        };
+        Ok(Spawned {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            started: Instant::now(),
+        })
+    }
+
+    async fn send(&mut self, msg: &ToMedia) -> Result<(), String> {
+        let bytes = proto::encode(msg).map_err(|e| format!("cannot encode a message: {e}"))?;
+        self.stdin
+            .write_all(&bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.stdin.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Why the process's output ended: it exited, and how.
+    async fn exit_reason(child: &mut Child) -> String {
+        let status = child.status().or(async {
+            smol::Timer::after(Duration::from_secs(1)).await;
+            Err(std::io::Error::other(
+                "still running with its output closed",
+            ))
+        });
+        match status.await {
+            Ok(status) => format!("the media process exited ({status})"),
+            Err(e) => format!("the media process closed its output ({e})"),
+        }
+    }
+
+    /// Closes stdin (the process stops its streams and exits) and waits for the exit,
+    /// killing it after [`CLOSE_GRACE`].
+    async fn close(mut self) {
+        let _ = self.stdin.close().await;
+        drop(self.stdin);
+        let exited = self
+            .child
+            .status()
+            .or(async {
+                smol::Timer::after(CLOSE_GRACE).await;
+                Err(std::io::Error::other("timed out"))
+            })
+            .await;
+        if exited.is_err() {
+            tracing::warn!("the media process did not stop within {CLOSE_GRACE:?}; killed");
+            let _ = self.child.kill();
+            let _ = self.child.status().await;
+        }
+    }
+}
+
+/// The agent's media process: the streams' state as it last said, and the way to it.
+pub struct MediaProcess {
+    inner: Rc<Inner>,
+    task: RefCell<Option<smol::Task<()>>>,
+}
+
+struct Inner {
+    cmd: MediaCommand,
+    commands: async_channel::Sender<ToMedia>,
+    commands_rx: async_channel::Receiver<ToMedia>,
+    mirror: RefCell<Mirror>,
+    next_id: Cell<u64>,
+}
+
+#[derive(Default)]
+struct Mirror {
+    streams: BTreeMap<String, StreamStatus>,
+    encoders: Vec<EncoderPick>,
+    /// WHEP requests waiting for their answers, by id.
+    pending: HashMap<u64, async_channel::Sender<WireReply>>,
+    /// The last config, given again to a restarted process.
+    apply: Option<ToMedia>,
+    /// The configured streams' names.
+    configured: Vec<String>,
+    /// Why there is no media process now, if there is none.
+    down: Option<String>,
+}
+
+impl MediaProcess {
+    /// Starts the process (and restarts it whenever it dies) on `ex`.
+    pub fn start(cmd: MediaCommand, ex: &LocalExecutor<'static>) -> Rc<MediaProcess> {
+        let (tx, rx) = async_channel::unbounded();
+        let inner = Rc::new(Inner {
+            cmd,
+            commands: tx,
+            commands_rx: rx,
+            mirror: RefCell::new(Mirror {
+                down: Some("the media process is starting".into()),
+                ..Mirror::default()
+            }),
+            next_id: Cell::new(1),
+        });
+        let task = ex.spawn(inner.clone().run());
+        Rc::new(MediaProcess {
+            inner,
+            task: RefCell::new(Some(task)),
+        })
+    }
+
+    /// Runs `streams` with the encoders of `board` (see
+    /// [`MediaHub::apply`](super::hub::MediaHub::apply)).
+    pub fn apply(&self, streams: &[StreamSpec], board: &Selection) {
+        let board = match serde_json::to_string(board) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("media: the board cannot be written for the media process: {e}");
+                return;
+            }
+        };
+        let msg = ToMedia::Apply {
+            streams: streams.to_vec(),
+            board,
+        };
+        {
+            let mut m = self.inner.mirror.borrow_mut();
+            m.apply = Some(msg.clone());
+            m.configured = streams.iter().map(|s| s.name.clone()).collect();
+        }
+        let _ = self.inner.commands.try_send(msg);
+    }
+
+    /// The media process's answer to a WHEP request; `503` with the reason while there is
+    /// no process, `504` if it does not answer within 10 s.
+    pub fn whep(
+        &self,
+        request: WhepRequest,
+    ) -> impl std::future::Future<Output = WireReply> + use<> {
+        let inner = self.inner.clone();
+        let down = inner.mirror.borrow().down.clone();
+        let (tx, rx) = async_channel::bounded(1);
+        let id = inner.next_id.get();
+        if down.is_none() {
+            inner.next_id.set(id + 1);
+            inner.mirror.borrow_mut().pending.insert(id, tx);
+            let _ = inner.commands.try_send(ToMedia::Whep { id, request });
+        }
+        async move {
+            if let Some(reason) = down {
+                return text_reply(503, &format!("streams are unavailable: {reason}"));
+            }
+            let reply = async { rx.recv().await.ok() }
+                .or(async {
+                    smol::Timer::after(WHEP_TIMEOUT).await;
+                    None
+                })
+                .await;
+            inner.mirror.borrow_mut().pending.remove(&id);
+            match reply {
+                Some(r) => r,
+                None => match inner.mirror.borrow().down.clone() {
+                    Some(reason) => text_reply(503, &format!("streams are unavailable: {reason}")),
+                    None => text_reply(504, "the media process did not answer in time"),
+                },
+            }
+        }
+    }
+
+    /// What `stream` is doing, as the media process last said: `offline` with the reason
+    /// while there is no process, `starting` until the process has it; `None` for a stream
+    /// that is not configured.
+    pub fn status(&self, stream: &str) -> Option<StreamStatus> {
+        let m = self.inner.mirror.borrow();
+        if let Some(s) = m.streams.get(stream) {
+            return Some(s.clone());
+        }
+        if !m.configured.iter().any(|n| n == stream) {
+            return None;
+        }
+        Some(match &m.down {
+            Some(reason) => StreamStatus {
+                state: "offline",
+                reason: reason.clone(),
+                ..StreamStatus::initial()
+            },
+            None => StreamStatus {
+                state: "starting",
+                ..StreamStatus::initial()
+            },
+        })
+    }
+
+    /// The encoder each codec gets on this board (empty until the media process built a
+    /// stream).
+    pub fn encoders(&self) -> Vec<EncoderPick> {
+        self.inner.mirror.borrow().encoders.clone()
+    }
+
+    /// Stops the streams and the process, waiting for it without blocking the executor.
+    pub async fn close(&self) {
+        self.inner.commands.close();
+        let task = self.task.borrow_mut().take();
+        if let Some(t) = task {
+            t.await;
+        }
+    }
+}
+
+fn text_reply(status: u16, message: &str) -> WireReply {
+    WireReply {
+        status,
+        headers: vec![("content-type".into(), crate::media::whep::TEXT.to_string())],
+        body: format!("{message}\n").into_bytes(),
+    }
+}
+
+/// How one run ended.
+enum End {
+    /// The agent closed it.
+    Closed,
+    /// It died, for this reason.
+    Died(String),
+}
+
+impl Inner {
+    async fn run(self: Rc<Inner>) {
+        let mut backoff = BackoffSchedule::new(Backoff::default());
+        loop {
+            let reason = match Spawned::spawn(&self.cmd) {
+                Ok(mut p) => {
+                    let apply = self.mirror.borrow().apply.clone();
+                    let sent = match apply {
+                        Some(a) => p.send(&a).await,
+                        None => Ok(()),
+                    };
+                    self.mirror.borrow_mut().down = None;
+                    let end = match sent {
+                        Ok(()) => self.serve(&mut p).await,
+                        Err(_) => End::Died(Spawned::exit_reason(&mut p.child).await),
+                    };
+                    match end {
+                        End::Closed => return p.close().await,
+                        End::Died(reason) => {
+                            if p.started.elapsed() >= HEALTHY_AFTER {
+                                backoff.reset();
+                            }
+                            reason
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            tracing::error!("media: {reason}");
+            let delay = backoff.next_delay();
+            {
+                let mut m = self.mirror.borrow_mut();
+                // Waiting requests get their 503 now (their senders are gone).
+                m.pending.clear();
+                m.streams.clear();
+                m.down = Some(format!(
+                    "{reason}; restarting it in {} s",
+                    delay.as_secs_f32()
+                ));
+            }
+            if !self.wait(delay).await {
+                return;
+            }
+        }
+    }
+
+    /// Moves messages both ways until the process ends or the agent closes it.
+    async fn serve(&self, p: &mut Spawned) -> End {
+        let Spawned {
+            stdin,
+            stdout,
+            child,
+            ..
+        } = p;
+        let reader = async {
+            loop {
+                match proto::read_async::<FromMedia>(stdout).await {
+                    Ok(Some(FromMedia::Whep { id, reply })) => {
+                        let waiting = self.mirror.borrow_mut().pending.remove(&id);
+                        if let Some(tx) = waiting {
+                            let _ = tx.try_send(reply);
+                        }
+                    }
+                    Ok(Some(FromMedia::Status { streams, encoders })) => {
+                        let mut m = self.mirror.borrow_mut();
+                        m.streams = streams;
+                        m.encoders = encoders;
+                    }
+                    Ok(None) => return End::Died(Spawned::exit_reason(child).await),
+                    Err(e) => {
+                        return End::Died(format!("the media process sent a bad message ({e})"));
+                    }
+                }
+            }
+        };
+        let writer = async {
+            while let Ok(msg) = self.commands_rx.recv().await {
+                let Ok(bytes) = proto::encode(&msg) else {
+                    continue;
+                };
+                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                    // It died: the reader sees its output end and says how.
+                    std::future::pending::<()>().await;
+                }
+            }
+            End::Closed
+        };
+        reader.or(writer).await
+    }
+
+    /// Sleeps `delay`, dropping the commands meanwhile (the config is kept in the mirror
+    /// and given to the next process; WHEP requests were answered 503). False when the
+    /// agent closed it.
+    async fn wait(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            let command = async { Some(self.commands_rx.recv().await.is_ok()) };
+            let timer = async {
+                smol::Timer::at(deadline).await;
+                None
+            };
+            match command.or(timer).await {
+                None => return true,
+                Some(true) => continue,
+                Some(false) => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

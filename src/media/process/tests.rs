@@ -1,0 +1,219 @@
+//! The agent's side against fake media processes (shell scripts) that behave, or fail, as
+//! a real one can: missing, exiting, writing garbage, answering. The real process is
+//! exercised end to end in `tests/streams.rs` and `tests/whep.rs`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::*;
+
+/// A media program that runs `body` as /bin/sh.
+fn fake(dir: &Path, body: &str) -> MediaCommand {
+    let program = dir.join("outpost-media");
+    std::fs::write(&program, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    MediaCommand {
+        program,
+        bind: "127.0.0.1".parse().unwrap(),
+        log_level: "info".into(),
+    }
+}
+
+fn board() -> Selection {
+    Selection::generic(Default::default()).unwrap()
+}
+
+/// Runs `f` with a media process from `cmd` on a fresh executor, then closes it.
+fn with_media<F: std::future::Future<Output = ()>>(
+    cmd: MediaCommand,
+    f: impl FnOnce(Rc<MediaProcess>) -> F,
+) {
+    let ex = Rc::new(LocalExecutor::new());
+    smol::block_on(ex.run(async {
+        let media = MediaProcess::start(cmd, &ex);
+        f(media.clone()).await;
+        let closing = Instant::now();
+        media.close().await;
+        assert!(closing.elapsed() < Duration::from_secs(2), "closed at once");
+    }));
+}
+
+/// Waits (up to 10 s) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        smol::Timer::after(Duration::from_millis(20)).await;
+    }
+}
+
+fn reason(media: &MediaProcess) -> String {
+    match media.status("test") {
+        Some(s) if s.state == "offline" => s.reason,
+        other => format!("not offline: {other:?}"),
+    }
+}
+
+fn request() -> WhepRequest {
+    WhepRequest {
+        method: "POST".into(),
+        path: "/whep/test".into(),
+        content_type: Some("application/sdp".into()),
+        body: b"v=0\r\n".to_vec(),
+    }
+}
+
+#[test]
+fn a_missing_program_leaves_the_streams_offline_with_where_it_belongs() {
+    let cmd = MediaCommand {
+        program: "/nonexistent/outpost-media".into(),
+        bind: "127.0.0.1".parse().unwrap(),
+        log_level: "info".into(),
+    };
+    with_media(cmd, |media| async move {
+        media.apply(&[StreamSpec::dev_test()], &board());
+        until("offline", || reason(&media).contains("restarting")).await;
+        let why = reason(&media);
+        assert!(
+            why.starts_with("cannot start the media process /nonexistent/outpost-media: ")
+                && why.ends_with("(it is installed beside outpost); restarting it in 1 s"),
+            "{why}"
+        );
+        // WHEP says so at once.
+        let r = media.whep(request()).await;
+        assert_eq!(r.status, 503);
+        let body = String::from_utf8(r.body).unwrap();
+        assert_eq!(body, format!("streams are unavailable: {why}\n"));
+        // A stream that is not configured has no status.
+        assert_eq!(media.status("other"), None);
+    });
+}
+
+#[test]
+fn a_process_that_dies_is_restarted_with_backoff_and_given_the_config_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // Each run keeps what it was sent for 0.3 s, then dies.
+    let cmd = fake(
+        dir.path(),
+        &format!("n=$(ls {d} | grep -c '^in'); timeout 0.3 cat > {d}/in.$n; exit 7"),
+    );
+    let streams = [StreamSpec::dev_test()];
+    let expected = proto::encode(&ToMedia::Apply {
+        streams: streams.to_vec(),
+        board: serde_json::to_string(&board()).unwrap(),
+    })
+    .unwrap();
+    with_media(cmd, |media| async move {
+        media.apply(&streams, &board());
+        until("the first death", || {
+            reason(&media).ends_with("restarting it in 1 s")
+        })
+        .await;
+        assert_eq!(
+            reason(&media),
+            "the media process exited (exit status: 7); restarting it in 1 s"
+        );
+        until("the second death", || {
+            reason(&media).ends_with("restarting it in 2 s")
+        })
+        .await;
+        // Both runs were given the config first.
+        for run in ["in.0", "in.1"] {
+            let got = std::fs::read(dir.path().join(run)).unwrap();
+            assert!(got.starts_with(&expected), "{run}: {got:?}");
+        }
+    });
+}
+
+#[test]
+fn garbage_from_the_process_is_an_error_and_the_process_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // A length of 4 GiB, then silence.
+    let cmd = fake(
+        dir.path(),
+        &format!(
+            r"echo $$ >> {}; printf '\377\377\377\377'; exec sleep 30",
+            runs.display()
+        ),
+    );
+    with_media(cmd, |media| async move {
+        media.apply(&[StreamSpec::dev_test()], &board());
+        until("the bad message", || reason(&media).contains("bad message")).await;
+        assert_eq!(
+            reason(&media),
+            format!(
+                "the media process sent a bad message (a message of 4294967295 bytes is longer than the {} allowed); restarting it in 1 s",
+                proto::MAX_MESSAGE
+            )
+        );
+        // The one that said it is gone (killed), not left running.
+        let pid = std::fs::read_to_string(&runs).unwrap().trim().to_string();
+        until("the bad process is killed", || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+        })
+        .await;
+    });
+}
+
+#[test]
+fn whep_requests_and_the_streams_state_go_through_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut status = BTreeMap::new();
+    status.insert(
+        "test".to_string(),
+        StreamStatus {
+            state: "playing",
+            viewers: 1,
+            fps: 30.0,
+            ..StreamStatus::initial()
+        },
+    );
+    let status_msg = FromMedia::Status {
+        streams: status.clone(),
+        encoders: Vec::new(),
+    };
+    let reply = WireReply {
+        status: 201,
+        headers: vec![
+            ("content-type".into(), "application/sdp".into()),
+            ("location".into(), "/whep/test/s1".into()),
+        ],
+        body: b"v=0\r\nanswer\r\n".to_vec(),
+    };
+    let request_len = proto::encode(&ToMedia::Whep {
+        id: 1,
+        request: request(),
+    })
+    .unwrap()
+    .len();
+    std::fs::write(
+        dir.path().join("status"),
+        proto::encode(&status_msg).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("reply"),
+        proto::encode(&FromMedia::Whep {
+            id: 1,
+            reply: reply.clone(),
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let d = dir.path().display();
+    // Says its state, reads one request, answers it, then waits for the end of stdin.
+    let cmd = fake(
+        dir.path(),
+        &format!(
+            "cat {d}/status; head -c {request_len} > /dev/null; cat {d}/reply; cat > /dev/null"
+        ),
+    );
+    with_media(cmd, |media| async move {
+        until("the state arrives", || media.status("test").is_some()).await;
+        assert_eq!(media.status("test"), status.get("test").cloned());
+        assert_eq!(media.whep(request()).await, reply);
+    });
+}
