@@ -1,5 +1,6 @@
 //! outpost: a Consul-style service catalog with a Consul-compatible DNS interface, built
-//! for small ARM edge boxes. One process, pure protocol cores, one thin I/O shell.
+//! for small ARM edge boxes. One agent process (and, when streams are configured, its media
+//! process), pure protocol cores, one thin I/O shell.
 //!
 //! # Where things happen
 //!
@@ -20,7 +21,10 @@
 //!   spawn in a test (with [`tls::testing`] making the certificates).
 //! - `media` (feature `media`): `media::pipeline` runs the GStreamer pipelines that encode
 //!   each stream once; `media::rtc` is the WebRTC gateway (str0m, ICE-lite, one UDP socket
-//!   for every viewer, sans-IO with a thin smol shell); `media::whep` answers WHEP.
+//!   for every viewer, sans-IO with a thin smol shell); `media::whep` answers WHEP. All of
+//!   it runs in the `outpost-media` process, which `media::process` starts, feeds and
+//!   restarts; the agent itself links neither GStreamer nor str0m.
+//! - `logging`: stderr logging for both executables, journal-aware.
 //! - [`board`]: board profiles (camera, hardware encoders) built in from `board/`, chosen by
 //!   `-board` or the device tree.
 //! - [`cli`]: the commands that talk to a running agent, printing as Consul's CLI does.

@@ -13,7 +13,9 @@
 # N = COUNTS_CHROMIUM. Each row runs once per server, back to back (the order alternates
 # between repeats), each with a fresh server and sender: connect N viewers, wait until each
 # has more than 30 frames, wait SETTLE, then sample over WINDOW seconds:
-#   server  : CPU (utime+stime from /proc/PID/stat, % of ONE core), VmRSS, VmHWM, threads
+#   server  : CPU (utime+stime from /proc/PID/stat, % of ONE core), VmRSS, VmHWM, threads,
+#             each summed over the server's process tree (outpost and its outpost-media
+#             process; shared pages such as libc's count twice)
 #   sender  : CPU, VmRSS;  viewers: CPU and PSS of the client's process tree
 #   viewers : time to the first decoded frame, fps and packets over the window
 #   outpost : its /v1/streams entry (state, viewers, fps) at the end of the window
@@ -176,6 +178,11 @@ tree() {  # PID and all its descendants
 }
 tree_ticks() { local t=0 p; for p in $(tree "$1"); do t=$(( t + $(ticks "$p") )); done; echo "$t"; }
 status_kb() { local v; v=$(awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true); echo "${v:-0}"; }
+tree_status_kb() {  # a /proc/PID/status field summed over a process tree (outpost's media process)
+  local t=0 p
+  for p in $(tree "$1"); do t=$(( t + $(status_kb "$p" "$2") )); done
+  echo "$t"
+}
 tree_kb() {  # a smaps_rollup field (Pss) summed over a process tree, kB
   local t=0 p v
   for p in $(tree "$1"); do
@@ -271,11 +278,11 @@ idle_one() {  # idle_one SERVER LABEL [dev]
   echo "== idle: $label" >&2
   start_server "$server" "$tag" "${3:-}" || { cleanup; return 0; }
   sleep "$SETTLE"
-  c0=$(ticks "$SRV_PID"); t0=$(date +%s.%N)
+  c0=$(tree_ticks "$SRV_PID"); t0=$(date +%s.%N)
   sleep 5
-  c1=$(ticks "$SRV_PID"); t1=$(date +%s.%N)
+  c1=$(tree_ticks "$SRV_PID"); t1=$(date +%s.%N)
   local rss hwm thr streams=""
-  rss=$(status_kb "$SRV_PID" VmRSS); hwm=$(status_kb "$SRV_PID" VmHWM); thr=$(status_kb "$SRV_PID" Threads)
+  rss=$(tree_status_kb "$SRV_PID" VmRSS); hwm=$(tree_status_kb "$SRV_PID" VmHWM); thr=$(tree_status_kb "$SRV_PID" Threads)
   [ "$server" = outpost ] && streams=$(curl -s -m 2 "http://127.0.0.1:$OUTPOST_HTTP_PORT/v1/streams" || true)
   stop_tree "$SRV_PID" INT; SRV_PID=""
   python3 - "$server" "$label" "$CLK" "$t0" "$t1" "$c0" "$c1" "$rss" "$hwm" "$thr" "$streams" >>"$METRICS" <<'PY'
@@ -331,12 +338,12 @@ run_one() {  # run_one SERVER CLIENT N
   local rss=0 hwm=0 thr=0 srss=0 vpss=0 vprocs=0 streams="" latjson=""
   if [ "$started" = true ] && kill -0 "$SRV_PID" 2>/dev/null; then
     sleep "$SETTLE"
-    c0=$(ticks "$SRV_PID"); st0=$(ticks "$SPID"); [ -n "$VPID" ] && vt0=$(tree_ticks "$VPID")
+    c0=$(tree_ticks "$SRV_PID"); st0=$(ticks "$SPID"); [ -n "$VPID" ] && vt0=$(tree_ticks "$VPID")
     sys0=$(sys_cpu); t0=$(date +%s.%N)
     sleep "$WINDOW"
-    c1=$(ticks "$SRV_PID"); st1=$(ticks "$SPID"); [ -n "$VPID" ] && vt1=$(tree_ticks "$VPID")
+    c1=$(tree_ticks "$SRV_PID"); st1=$(ticks "$SPID"); [ -n "$VPID" ] && vt1=$(tree_ticks "$VPID")
     sys1=$(sys_cpu); t1=$(date +%s.%N)
-    rss=$(status_kb "$SRV_PID" VmRSS); hwm=$(status_kb "$SRV_PID" VmHWM); thr=$(status_kb "$SRV_PID" Threads)
+    rss=$(tree_status_kb "$SRV_PID" VmRSS); hwm=$(tree_status_kb "$SRV_PID" VmHWM); thr=$(tree_status_kb "$SRV_PID" Threads)
     srss=$(status_kb "$SPID" VmRSS)
     [ -n "$VPID" ] && { vpss=$(tree_kb "$VPID" Pss); vprocs=$(tree "$VPID" | wc -l); }
     [ "$server" = outpost ] && streams=$(curl -s -m 2 "http://127.0.0.1:$OUTPOST_HTTP_PORT/v1/streams" || true)

@@ -95,8 +95,9 @@ def render(path):
     w(f"- Each row: fresh server + sender; N viewers each past 30 frames; {k.get('SETTLE')} s settle; "
       f"CPU over a {k.get('WINDOW')} s window; servers back to back per row, order alternating by repeat; "
       f"{reps} repeat(s). Private network namespace (127.0.0.1 on lo, 127.0.0.2 on a veth).")
-    w("- CPU % is percent of ONE core (utime+stime of the process, /proc/PID/stat). RSS/HWM: VmRSS/VmHWM at "
-      "the end of the window. Clients: `aiortc` = one Python process with N peer connections, no decoding "
+    w("- CPU % is percent of ONE core (utime+stime, /proc/PID/stat). RSS/HWM: VmRSS/VmHWM at "
+      "the end of the window. Each is summed over the server's processes (outpost and its outpost-media "
+      "process; Janus is one process), so pages both map (libc) count twice. Clients: `aiortc` = one Python process with N peer connections, no decoding "
       "(viewer_aiortc.py); `chromium` = one headless Chromium with N pages decoding and rendering (viewer.mjs).\n")
 
     keys = []

@@ -1,6 +1,7 @@
-//! Live video: GStreamer pipelines that encode each stream once ([`pipeline`]), each in a
-//! worker process of its own ([`worker`]), and WebRTC out to many browsers over one UDP
-//! socket ([`rtc`]), signalled by WHEP ([`whep`]).
+//! Live video: GStreamer pipelines that encode each stream once ([`pipeline`]), and WebRTC
+//! out to many browsers over one UDP socket ([`rtc`]), signalled by WHEP ([`whep`]), glued by
+//! the [`hub`]. All of it runs in the media process, `outpost-media`, which the agent starts,
+//! feeds and restarts ([`process`]).
 
 pub mod hub;
 pub mod pipeline;

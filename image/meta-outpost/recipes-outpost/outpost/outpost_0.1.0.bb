@@ -70,6 +70,8 @@ USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/outpost --no-cre
 
 SYSTEMD_SERVICE:${PN} = "outpost.service ${@bb.utils.contains('PACKAGECONFIG', 'dns53', 'outpost-dns.socket', '', d)}"
 
+# cargo's do_install installs every executable the build made: outpost, and with `media`
+# outpost-media, the media process the agent starts beside itself (same directory).
 do_install:append() {
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/systemd/outpost.service ${D}${systemd_system_unitdir}/
