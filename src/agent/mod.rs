@@ -67,9 +67,8 @@ pub struct State {
     pub watch: WatchHub,
     /// HTTP reads already answered for the current catalog.
     pub http_cache: ReadCache,
-    /// By stream name, for each stream of the config: what is known without the media hub
-    /// (before it has applied the config's streams, or when media is unavailable); the hub
-    /// itself answers for the streams it runs.
+    /// By stream name, for each stream of the config: what is known without the media
+    /// process (when media is unavailable); the process answers for the streams it runs.
     pub stream_status: std::collections::BTreeMap<String, StreamStatus>,
     pub metrics: Metrics,
     /// What the applied config defined, to know what a reload removes.
@@ -96,7 +95,7 @@ pub struct State {
 }
 
 /// What a stream is doing now, as `/v1/streams` and the status page show it. The media
-/// hub tells it live; without it (a build without the `media` feature) every stream
+/// process tells it live; without it (a build without the `media` feature) every stream
 /// is `unavailable`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StreamStatus {

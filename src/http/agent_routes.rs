@@ -408,7 +408,7 @@ fn agent_self(state: &State) -> serde_json::Value {
 }
 
 /// The board profile the agent runs with, why, and the encoder each codec gets (known once
-/// the media hub has built streams; outpost's addition to `/v1/agent/self`).
+/// the media process has built streams; outpost's addition to `/v1/agent/self`).
 fn board(state: &State) -> serde_json::Value {
     let b = &state.config.board;
     let p = &b.profile;

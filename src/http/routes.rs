@@ -598,7 +598,7 @@ fn whep(_state: &mut State, _req: &Request) -> Handled {
     not_found("this outpost was built without the media feature: no WHEP").into()
 }
 
-/// A stream's state live from the media hub (`None`: the hub does not run it yet, or there
+/// A stream's state live from the media process (`None`: it does not run it yet, or there
 /// is no media; the agent's last word stands then).
 #[cfg(feature = "media")]
 fn live_status(state: &State, name: &str) -> Option<crate::agent::StreamStatus> {

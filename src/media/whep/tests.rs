@@ -327,3 +327,48 @@ fn the_answer_offers_no_trickle_since_patch_is_refused() {
     assert!(answer.contains("a=candidate:"), "{answer}");
     assert!(without_trickle("a=x\r\na=ice-options:trickle\r\na=y\r\n") == "a=x\r\na=y\r\n");
 }
+
+#[test]
+fn every_header_a_reply_carries_is_one_the_agent_passes_on() {
+    let (mut gw, now) = gateway(1);
+    let created = post(
+        &mut gw,
+        now,
+        "/whep/test",
+        Some("application/sdp"),
+        &offer(),
+    );
+    let session = created.header("location").unwrap().to_owned();
+    let replies = [
+        handle(&mut gw, now, &Method::OPTIONS, "/whep/test", None, b""),
+        handle(&mut gw, now, &Method::OPTIONS, &session, None, b""),
+        post(
+            &mut gw,
+            now,
+            "/whep/test",
+            Some("application/sdp"),
+            &offer(),
+        ),
+        post(&mut gw, now, "/whep/test", Some("text/plain"), "x"),
+        post(
+            &mut gw,
+            now,
+            "/whep/nope",
+            Some("application/sdp"),
+            &offer(),
+        ),
+        handle(&mut gw, now, &Method::PATCH, &session, None, b""),
+        handle(&mut gw, now, &Method::GET, "/whep/test", None, b""),
+        handle(&mut gw, now, &Method::GET, &session, None, b""),
+        handle(&mut gw, now, &Method::DELETE, &session, None, b""),
+        created,
+    ];
+    for r in &replies {
+        for (name, _) in &r.headers {
+            assert!(
+                *name == "content-type" || header_name(name) == Some(*name),
+                "{name} of {r:?}"
+            );
+        }
+    }
+}
