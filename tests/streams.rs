@@ -334,6 +334,69 @@ fn the_agent_never_loads_gstreamer_and_a_killed_media_process_is_restarted() {
     });
 }
 
+/// Whether process `pid` is gone (or a zombie) now.
+fn exits_now(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// Whether process `pid` is gone (or a zombie) within 5 s.
+fn exits(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) if s.contains(") Z ") => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    false
+}
+
+#[test]
+fn the_media_process_ends_with_the_agent_however_the_agent_ends() {
+    require_curl();
+    let conf = tempfile::tempdir().unwrap();
+    // SIGTERM to both, as systemd stops a unit: the agent stops, and its media process,
+    // which leaves SIGTERM to the agent, ends when the agent is gone, without the agent
+    // taking it for a crash on the way.
+    let mut agent = agent(conf.path());
+    wait_state(&agent, "test", "idle");
+    let media = media_processes(&agent)[0];
+    let term = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // The media process first (systemd's order among a unit's processes is not defined).
+    term(media);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !exits_now(media),
+        "the media process took SIGTERM for itself"
+    );
+    term(agent.child.id());
+    let status = agent.child.wait().unwrap();
+    assert!(status.success(), "{status}\n{}", agent.log());
+    assert!(exits(media), "the media process outlived the agent");
+    assert!(
+        !agent.log().contains("media process exited"),
+        "{}",
+        agent.log()
+    );
+
+    // The agent killed outright: its media process sees its stdin end and stops.
+    let mut agent = self::agent(conf.path());
+    wait_state(&agent, "test", "idle");
+    let media = media_processes(&agent)[0];
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    assert!(exits(media), "the media process outlived the agent");
+}
+
 #[test]
 fn a_camera_stream_without_its_device_is_offline_and_says_why() {
     require_curl();

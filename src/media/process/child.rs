@@ -1,7 +1,8 @@
 //! The media process's side (`outpost-media --bind IP`): the [`MediaHub`] (every stream's
 //! GStreamer pipeline and the WebRTC gateway) on a single-threaded executor, driven by the
 //! messages on stdin, answering on stdout. It ends when stdin closes (the agent stopped, or
-//! died): the pipelines are set to NULL, the cameras released.
+//! died): the pipelines are set to NULL, the cameras released. SIGTERM and SIGINT are
+//! ignored: they are the agent's to act on.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use futures_lite::{AsyncWriteExt, FutureExt};
+use nix::sys::signal::{SigHandler, Signal, signal};
 use smol::{LocalExecutor, Unblock};
 
 use super::proto::{self, FromMedia, STATUS_EVERY, ToMedia, WhepRequest};
@@ -47,6 +49,16 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     crate::logging::init(&level);
+    // The agent stops this process by closing its stdin, after which the pipelines are torn
+    // down cleanly. The service manager's SIGTERM (sent to the whole unit) and a terminal's
+    // Ctrl-C (to the whole process group) are for the agent: ignored here, so that the agent
+    // does not see its media process die first and restart it while it stops.
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: SIG_IGN installs no handler code; nothing else sets these dispositions.
+        if let Err(e) = unsafe { signal(sig, SigHandler::SigIgn) } {
+            tracing::warn!("media process: cannot ignore {sig}: {e}");
+        }
+    }
     let ex = Rc::new(LocalExecutor::new());
     match smol::block_on(ex.run(serve(bind, ex.clone()))) {
         Ok(()) => ExitCode::SUCCESS,
