@@ -48,6 +48,7 @@ use super::pipeline::supervisor::{Backoff, BackoffSchedule};
 use crate::agent::StreamStatus;
 use crate::board::{EncoderPick, Selection};
 use crate::config::StreamSpec;
+use crate::media::whep::MAX_OFFER;
 
 /// The media process's file name.
 pub const PROGRAM: &str = "outpost-media";
@@ -234,22 +235,36 @@ impl MediaProcess {
         let _ = self.inner.commands.try_send(msg);
     }
 
-    /// The media process's answer to a WHEP request; `503` with the reason while there is
-    /// no process, `504` if it does not answer within 10 s.
+    /// The media process's answer to a WHEP request; `413` for an offer above
+    /// [`MAX_OFFER`], `503` with the reason while there is no process, `504` if it does not
+    /// answer within 10 s.
     pub fn whep(
         &self,
         request: WhepRequest,
     ) -> impl std::future::Future<Output = WireReply> + use<> {
         let inner = self.inner.clone();
+        // An offer too big to read is refused here: it never crosses the pipe.
+        let too_big = (request.body.len() > MAX_OFFER).then(|| {
+            text_reply(
+                413,
+                &format!(
+                    "the offer has {} bytes; at most {MAX_OFFER} are read",
+                    request.body.len()
+                ),
+            )
+        });
         let down = inner.mirror.borrow().down.clone();
         let (tx, rx) = async_channel::bounded(1);
         let id = inner.next_id.get();
-        if down.is_none() {
+        if down.is_none() && too_big.is_none() {
             inner.next_id.set(id + 1);
             inner.mirror.borrow_mut().pending.insert(id, tx);
             let _ = inner.commands.try_send(ToMedia::Whep { id, request });
         }
         async move {
+            if let Some(r) = too_big {
+                return r;
+            }
             if let Some(reason) = down {
                 return text_reply(503, &format!("streams are unavailable: {reason}"));
             }
@@ -406,8 +421,14 @@ impl Inner {
         };
         let writer = async {
             while let Ok(msg) = self.commands_rx.recv().await {
-                let Ok(bytes) = proto::encode(&msg) else {
-                    continue;
+                let bytes = match proto::encode(&msg) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // Nothing the agent sends comes near the limit (offers are capped
+                        // at 64 KiB); should it, the message is dropped and said so.
+                        tracing::error!("media: a message for the media process is dropped: {e}");
+                        continue;
+                    }
                 };
                 if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
                     // It died: the reader sees its output end and says how.

@@ -84,6 +84,18 @@ fn a_missing_program_leaves_the_streams_offline_with_where_it_belongs() {
         assert_eq!(r.status, 503);
         let body = String::from_utf8(r.body).unwrap();
         assert_eq!(body, format!("streams are unavailable: {why}\n"));
+        // An offer too big to read is refused before anything else.
+        let mut huge = request();
+        huge.body = vec![b'a'; MAX_OFFER + 1];
+        let r = media.whep(huge).await;
+        assert_eq!(r.status, 413);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            format!(
+                "the offer has {} bytes; at most {MAX_OFFER} are read\n",
+                MAX_OFFER + 1
+            )
+        );
         // A stream that is not configured has no status.
         assert_eq!(media.status("other"), None);
     });
