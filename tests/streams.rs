@@ -271,6 +271,15 @@ fn media_processes(agent: &Agent) -> Vec<u32> {
         .collect()
 }
 
+/// Sends `sig` to process `pid`.
+fn kill(sig: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig} {pid}");
+}
+
 /// Whether process `pid` has GStreamer's core library mapped.
 fn maps_gstreamer(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -304,13 +313,7 @@ fn the_agent_never_loads_gstreamer_and_a_killed_media_process_is_restarted() {
     // A crash of the media process (as a plugin's segfault would end it): the stream is
     // offline with the reason, the agent answers throughout, and a new process plays the
     // stream to a new viewer (the old one's session was in the process that died).
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &first.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("KILL", first);
     let mut seen = serde_json::Value::Null;
     eventually("the stream says its media process died", || {
         seen = get(&agent, "/v1/streams/test").json();
@@ -362,23 +365,14 @@ fn the_media_process_ends_with_the_agent_however_the_agent_ends() {
     let mut agent = agent(conf.path());
     wait_state(&agent, "test", "idle");
     let media = media_processes(&agent)[0];
-    let term = |pid: u32| {
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     // The media process first (systemd's order among a unit's processes is not defined).
-    term(media);
+    kill("TERM", media);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !exits_now(media),
         "the media process took SIGTERM for itself"
     );
-    term(agent.child.id());
+    kill("TERM", agent.child.id());
     let status = agent.child.wait().unwrap();
     assert!(status.success(), "{status}\n{}", agent.log());
     assert!(exits(media), "the media process outlived the agent");
