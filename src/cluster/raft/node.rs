@@ -327,7 +327,7 @@ impl RaftNode {
                     voters: ids,
                     ..Default::default()
                 },
-                data: data.encode(),
+                data: data.encode().into(),
             }),
             entries: Vec::new(),
             warnings: Vec::new(),
@@ -1003,7 +1003,7 @@ impl RaftNode {
             index: self.applied,
             term,
             conf_state: WireConfState::from_raft(&self.raw.raft.prs().conf().to_conf_state()),
-            data: data.encode(),
+            data: data.encode().into(),
         };
         self.raw.mut_store().compact_to(snap.to_raft());
         self.snapshot_index = self.applied;

@@ -79,8 +79,10 @@ pub struct WireSnapshot {
     pub index: u64,
     pub term: u64,
     pub conf_state: WireConfState,
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    /// Shared with raft-rs's copy (its `Snapshot::data` is `Bytes` too): a snapshot of the
+    /// whole state is never copied to be handed over. Encoded as `serde_bytes` encodes a
+    /// `Vec<u8>` (tested).
+    pub data: bytes::Bytes,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,7 +284,7 @@ impl WireSnapshot {
             index: m.index,
             term: m.term,
             conf_state: WireConfState::from_raft(m.get_conf_state()),
-            data: s.data.to_vec(),
+            data: s.data.clone(),
         }
     }
 
@@ -296,7 +298,7 @@ impl WireSnapshot {
         meta.set_conf_state(self.conf_state.to_raft());
         let mut s = Snapshot::default();
         s.set_metadata(meta);
-        s.data = self.data.clone().into();
+        s.data = self.data.clone();
         s
     }
 }
@@ -394,6 +396,39 @@ mod tests {
         assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
         assert_eq!(postcard::from_bytes::<Plain>(&bytes).unwrap(), plain);
         assert_eq!(postcard::from_bytes::<WireEntry>(&bytes).unwrap(), e);
+        // A snapshot's data (Bytes) as a plain byte vector.
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct PlainSnapshot {
+            index: u64,
+            term: u64,
+            conf_state: WireConfState,
+            data: Vec<u8>,
+        }
+        let snap = WireSnapshot {
+            index: 7,
+            term: 2,
+            conf_state: WireConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            },
+            data: plain.data.clone().into(),
+        };
+        let plain_snap = PlainSnapshot {
+            index: 7,
+            term: 2,
+            conf_state: snap.conf_state.clone(),
+            data: plain.data.clone(),
+        };
+        let bytes = postcard::to_allocvec(&snap).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&plain_snap).unwrap());
+        assert_eq!(postcard::from_bytes::<WireSnapshot>(&bytes).unwrap(), snap);
+        // Handed to raft-rs and back without a copy.
+        let raft = snap.to_raft();
+        assert_eq!(raft.data.as_ptr(), snap.data.as_ptr());
+        assert_eq!(
+            WireSnapshot::from_raft(&raft).data.as_ptr(),
+            snap.data.as_ptr()
+        );
         let kv = crate::catalog::KvEntry {
             key: "k".into(),
             value: vec![0, 1, 255],
@@ -433,7 +468,7 @@ mod tests {
                     voters: vec![1, 2, 3],
                     ..Default::default()
                 },
-                data: b"state".to_vec(),
+                data: bytes::Bytes::from_static(b"state"),
             }
             .to_raft(),
         );

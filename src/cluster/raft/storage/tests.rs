@@ -40,7 +40,7 @@ fn snapshot(index: u64, term: u64) -> WireSnapshot {
             voters: vec![1, 2, 3],
             ..Default::default()
         },
-        data: b"catalog".to_vec(),
+        data: bytes::Bytes::from_static(b"catalog"),
     }
 }
 
