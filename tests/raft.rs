@@ -221,7 +221,29 @@ fn three_servers_replicate_fail_over_and_catch_up() {
     let w = kv_put(&agents[ni], "app/after", "yes");
     assert_eq!((w.status, w.body.trim()), (200, "true"), "{w:?}");
 
-    // The operator sees the servers, and removes the dead one.
+    // The operator sees the servers, and removes the dead one once gossip has found it
+    // failed (as Consul's leader does, outpost's adds a server gossip still calls alive
+    // back to the configuration).
+    let dead = format!("r{li}");
+    wait_for(
+        "gossip finds the killed server failed",
+        Duration::from_secs(10),
+        || {
+            let members = get(&agents[ni], "/v1/agent/members").json();
+            let status = members
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["Name"] == dead.as_str())
+                .map(|m| m["Status"].clone());
+            // Serf's member status codes: 1 alive, 3 left, 4 failed.
+            if status == Some(serde_json::json!(4)) {
+                Ok(())
+            } else {
+                Err(format!("{status:?}"))
+            }
+        },
+    );
     let peers = ok(&agents[ni], &["operator", "raft", "list-peers"]);
     let lines: Vec<&str> = peers.lines().collect();
     assert_eq!(lines.len(), 4, "{peers}");
