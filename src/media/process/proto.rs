@@ -1,6 +1,6 @@
 //! What the agent and its media process say to each other over the process's stdin and
 //! stdout: each message is its postcard length as a `u32` (little-endian), then postcard.
-//! Pure encoding and decoding; the readers take any `Read` or `AsyncRead`.
+//! Pure encoding and decoding; the reader takes any `AsyncRead`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -115,37 +115,8 @@ fn body_len(header: [u8; 4]) -> Result<usize, ProtoError> {
     Ok(len)
 }
 
-/// The next message, `None` when the pipe closed between messages.
-pub fn read<T: for<'de> Deserialize<'de>>(r: &mut impl io::Read) -> Result<Option<T>, ProtoError> {
-    let mut header = [0u8; 4];
-    match read_full(r, &mut header)? {
-        0 => return Ok(None),
-        4 => {}
-        _ => return Err(ProtoError::Truncated),
-    }
-    let mut body = vec![0u8; body_len(header)?];
-    if read_full(r, &mut body)? < body.len() {
-        return Err(ProtoError::Truncated);
-    }
-    Ok(Some(postcard::from_bytes(&body)?))
-}
-
-/// Fills `buf` unless the pipe ends first; how much it got.
-fn read_full(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
-/// As [`read`], from an async pipe. Not cancel-safe: a message half read is lost, so keep
-/// the future until it finishes.
+/// The next message, `None` when the pipe closed between messages. Not cancel-safe: a
+/// message half read is lost, so keep the future until it finishes.
 pub async fn read_async<T: for<'de> Deserialize<'de>>(
     r: &mut (impl AsyncRead + Unpin),
 ) -> Result<Option<T>, ProtoError> {
