@@ -120,26 +120,11 @@ impl Spawned {
         })
     }
 
-    async fn send(&mut self, msg: &ToMedia) -> Result<(), String> {
-        let bytes = proto::encode(msg).map_err(|e| format!("cannot encode a message: {e}"))?;
-        self.stdin
-            .write_all(&bytes)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.stdin.flush().await.map_err(|e| e.to_string())
-    }
-
     /// Why the process's output ended: it exited, and how.
     async fn exit_reason(child: &mut Child) -> String {
-        let status = child.status().or(async {
-            smol::Timer::after(Duration::from_secs(1)).await;
-            Err(std::io::Error::other(
-                "still running with its output closed",
-            ))
-        });
-        match status.await {
-            Ok(status) => format!("the media process exited ({status})"),
-            Err(e) => format!("the media process closed its output ({e})"),
+        match exit_within(child, Duration::from_secs(1)).await {
+            Some(status) => format!("the media process exited ({status})"),
+            None => "the media process closed its output (no exit status within 1 s)".into(),
         }
     }
 
@@ -148,20 +133,36 @@ impl Spawned {
     async fn close(mut self) {
         let _ = self.stdin.close().await;
         drop(self.stdin);
-        let exited = self
-            .child
-            .status()
-            .or(async {
-                smol::Timer::after(CLOSE_GRACE).await;
-                Err(std::io::Error::other("timed out"))
-            })
-            .await;
-        if exited.is_err() {
+        if exit_within(&mut self.child, CLOSE_GRACE).await.is_none() {
             tracing::warn!("the media process did not stop within {CLOSE_GRACE:?}; killed");
             let _ = self.child.kill();
             let _ = self.child.status().await;
         }
     }
+}
+
+/// How `child` exited, if it does within `limit` (`None` too if its status cannot be read).
+async fn exit_within(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    async { child.status().await.ok() }
+        .or(async {
+            smol::Timer::after(limit).await;
+            None
+        })
+        .await
+}
+
+/// Writes one message to the process; false when it cannot be written (the process died,
+/// or, never in practice, the message is above [`proto::MAX_MESSAGE`]: said in the log).
+async fn write(stdin: &mut ChildStdin, msg: &ToMedia) -> bool {
+    let bytes = match proto::encode(msg) {
+        Ok(b) => b,
+        Err(e) => {
+            // Offers are capped at 64 KiB before they get here; a config is far smaller.
+            tracing::error!("media: a message for the media process is dropped: {e}");
+            return true;
+        }
+    };
+    stdin.write_all(&bytes).await.is_ok() && stdin.flush().await.is_ok()
 }
 
 /// The agent's media process: the streams' state as it last said, and the way to it.
@@ -184,12 +185,24 @@ struct Mirror {
     encoders: Vec<EncoderPick>,
     /// WHEP requests waiting for their answers, by id.
     pending: HashMap<u64, async_channel::Sender<WireReply>>,
-    /// The last config, given again to a restarted process.
-    apply: Option<ToMedia>,
-    /// The configured streams' names.
-    configured: Vec<String>,
+    /// The last config (the streams, the board as JSON), given again to a restarted process.
+    config: Option<(Vec<StreamSpec>, String)>,
     /// Why there is no media process now, if there is none.
     down: Option<String>,
+}
+
+impl Mirror {
+    /// The last config as the process takes it.
+    fn apply(&self) -> Option<ToMedia> {
+        let (streams, board) = self.config.clone()?;
+        Some(ToMedia::Apply { streams, board })
+    }
+
+    fn configured(&self, stream: &str) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|(streams, _)| streams.iter().any(|s| s.name == stream))
+    }
 }
 
 impl MediaProcess {
@@ -223,16 +236,14 @@ impl MediaProcess {
                 return;
             }
         };
-        let msg = ToMedia::Apply {
-            streams: streams.to_vec(),
-            board,
-        };
-        {
+        let msg = {
             let mut m = self.inner.mirror.borrow_mut();
-            m.apply = Some(msg.clone());
-            m.configured = streams.iter().map(|s| s.name.clone()).collect();
+            m.config = Some((streams.to_vec(), board));
+            m.apply()
+        };
+        if let Some(msg) = msg {
+            let _ = self.inner.commands.try_send(msg);
         }
-        let _ = self.inner.commands.try_send(msg);
     }
 
     /// The media process's answer to a WHEP request; `413` for an offer above
@@ -266,7 +277,7 @@ impl MediaProcess {
                 return r;
             }
             if let Some(reason) = down {
-                return text_reply(503, &format!("streams are unavailable: {reason}"));
+                return unavailable(&reason);
             }
             let reply = async { rx.recv().await.ok() }
                 .or(async {
@@ -278,7 +289,7 @@ impl MediaProcess {
             match reply {
                 Some(r) => r,
                 None => match inner.mirror.borrow().down.clone() {
-                    Some(reason) => text_reply(503, &format!("streams are unavailable: {reason}")),
+                    Some(reason) => unavailable(&reason),
                     None => text_reply(504, "the media process did not answer in time"),
                 },
             }
@@ -293,7 +304,7 @@ impl MediaProcess {
         if let Some(s) = m.streams.get(stream) {
             return Some(s.clone());
         }
-        if !m.configured.iter().any(|n| n == stream) {
+        if !m.configured(stream) {
             return None;
         }
         Some(match &m.down {
@@ -325,6 +336,11 @@ impl MediaProcess {
     }
 }
 
+/// `503` while there is no media process, and why.
+fn unavailable(reason: &str) -> WireReply {
+    text_reply(503, &format!("streams are unavailable: {reason}"))
+}
+
 fn text_reply(status: u16, message: &str) -> WireReply {
     WireReply {
         status,
@@ -350,15 +366,16 @@ impl Inner {
                     // What waits in the queue is older than this process: configs the one
                     // below supersedes (WHEP is refused while there is no process).
                     while self.commands_rx.try_recv().is_ok() {}
-                    let apply = self.mirror.borrow().apply.clone();
+                    let apply = self.mirror.borrow().apply();
                     let sent = match apply {
-                        Some(a) => p.send(&a).await,
-                        None => Ok(()),
+                        Some(a) => write(&mut p.stdin, &a).await,
+                        None => true,
                     };
                     self.mirror.borrow_mut().down = None;
-                    let end = match sent {
-                        Ok(()) => self.serve(&mut p).await,
-                        Err(_) => End::Died(Spawned::exit_reason(&mut p.child).await),
+                    let end = if sent {
+                        self.serve(&mut p).await
+                    } else {
+                        End::Died(Spawned::exit_reason(&mut p.child).await)
                     };
                     match end {
                         End::Closed => return p.close().await,
@@ -421,16 +438,7 @@ impl Inner {
         };
         let writer = async {
             while let Ok(msg) = self.commands_rx.recv().await {
-                let bytes = match proto::encode(&msg) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        // Nothing the agent sends comes near the limit (offers are capped
-                        // at 64 KiB); should it, the message is dropped and said so.
-                        tracing::error!("media: a message for the media process is dropped: {e}");
-                        continue;
-                    }
-                };
-                if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                if !write(stdin, &msg).await {
                     // It died: the reader sees its output end and says how.
                     std::future::pending::<()>().await;
                 }
