@@ -177,20 +177,18 @@ tree() {  # PID and all its descendants
                            for (k = 1; k <= m; k++) q[++n] = a[k] } }'
 }
 tree_ticks() { local t=0 p; for p in $(tree "$1"); do t=$(( t + $(ticks "$p") )); done; echo "$t"; }
-status_kb() { local v; v=$(awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true); echo "${v:-0}"; }
-tree_status_kb() {  # a /proc/PID/status field summed over a process tree (outpost's media process)
+proc_kb() {  # proc_kb FILE PID FIELD: a field of /proc/PID/FILE (status, smaps_rollup), kB
+  local v; v=$(awk -v k="$3:" '$1 == k { print $2 }' "/proc/$2/$1" 2>/dev/null || true); echo "${v:-0}"
+}
+status_kb() { proc_kb status "$1" "$2"; }
+tree_sum_kb() {  # tree_sum_kb FILE PID FIELD: the field summed over PID and its descendants
   local t=0 p
-  for p in $(tree "$1"); do t=$(( t + $(status_kb "$p" "$2") )); done
+  for p in $(tree "$2"); do t=$(( t + $(proc_kb "$1" "$p" "$3") )); done
   echo "$t"
 }
-tree_kb() {  # a smaps_rollup field (Pss) summed over a process tree, kB
-  local t=0 p v
-  for p in $(tree "$1"); do
-    v=$(awk -v k="$2:" '$1 == k { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
-    t=$(( t + ${v:-0} ))
-  done
-  echo "$t"
-}
+# outpost's VmRSS, VmHWM and threads count its media process too; the viewers' Pss all theirs.
+tree_status_kb() { tree_sum_kb status "$1" "$2"; }
+tree_kb() { tree_sum_kb smaps_rollup "$1" "$2"; }
 sys_cpu() { awk '$1 == "cpu" { idle = $5 + $6; tot = 0; for (i = 2; i <= 9; i++) tot += $i; print tot, idle }' /proc/stat; }
 
 # ---- servers --------------------------------------------------------------------------------
