@@ -346,11 +346,10 @@ fn exits_now(pid: u32) -> bool {
 fn exits(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(s) if s.contains(") Z ") => return true,
-            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+        if exits_now(pid) {
+            return true;
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
     false
 }
