@@ -2,6 +2,7 @@
 //! leave and metrics. Writes go through the same catalog commands as everything else.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -371,6 +372,11 @@ fn member(state: &State) -> Member {
 
 fn agent_self(state: &State) -> serde_json::Value {
     let c = &state.config;
+    let handle = state.raft.as_ref().and_then(|w| w.handle());
+    let raft = handle.as_ref().map(|h| h.status());
+    let leader_addr = handle
+        .and_then(|h| h.leader())
+        .map_or(String::new(), |l| l.1);
     serde_json::json!({
         "Config": {
             "Datacenter": c.datacenter,
@@ -399,11 +405,47 @@ fn agent_self(state: &State) -> serde_json::Value {
         "Stats": {
             "agent": {"check_monitors": "0", "checks": state.local_node().map_or(0, |n| n.checks.len()).to_string(),
                       "services": state.local_node().map_or(0, |n| state.catalog.node_services(n).count()).to_string()},
-            "consul": {"server": c.server.to_string(), "leader": c.server.to_string(),
-                       "known_datacenters": "1", "bootstrap": (c.bootstrap || c.dev).to_string()},
-            "raft": {"applied_index": state.catalog.index().to_string(), "commit_index": state.catalog.index().to_string()},
+            "consul": {"server": c.server.to_string(), "leader": raft.as_ref().map_or(c.dev, |r| r.is_leader).to_string(),
+                       "leader_addr": leader_addr, "known_datacenters": "1", "bootstrap": (c.bootstrap || c.dev).to_string()},
+            "raft": raft_stats(state),
             "build": {"prerelease": "", "revision": env!("OUTPOST_GIT_REVISION"), "version": env!("CARGO_PKG_VERSION")},
         },
+    })
+}
+
+/// Raft's state here, named and formatted as Consul's `Stats.raft` (every value a string),
+/// which `outpost info` and Consul's tools read. Without Raft (a dev agent), the catalog's
+/// index.
+fn raft_stats(state: &State) -> serde_json::Value {
+    let Some(h) = state.raft.as_ref().and_then(|w| w.handle()) else {
+        let index = state.catalog.index().to_string();
+        return serde_json::json!({"applied_index": index, "commit_index": index});
+    };
+    let s = h.status();
+    let configuration: Vec<String> = (s.peers.iter().map(|p| (p, "Voter")))
+        .chain(s.learners.iter().map(|p| (p, "Nonvoter")))
+        .map(|((id, addr), suffrage)| {
+            format!("{{Suffrage:{suffrage} ID:{id:016x} Address:{addr}}}")
+        })
+        .collect();
+    let last_contact = match h.last_contact() {
+        Some(d) if d.is_zero() => "0".to_string(),
+        Some(d) => format!("{:?}", Duration::from_micros(d.as_micros() as u64)),
+        None => "never".to_string(),
+    };
+    serde_json::json!({
+        "applied_index": s.applied.to_string(),
+        "commit_index": s.commit.to_string(),
+        "fsm_pending": "0",
+        "last_contact": last_contact,
+        "last_log_index": s.last_log.0.to_string(),
+        "last_log_term": s.last_log.1.to_string(),
+        "last_snapshot_index": s.last_snapshot.0.to_string(),
+        "last_snapshot_term": s.last_snapshot.1.to_string(),
+        "latest_configuration": format!("[{}]", configuration.join(" ")),
+        "num_peers": s.peers.keys().filter(|&&p| p != s.id).count().to_string(),
+        "state": s.state,
+        "term": s.term.to_string(),
     })
 }
 

@@ -197,6 +197,13 @@ pub struct Status {
     pub leader: Option<u64>,
     /// Whether this server leads.
     pub is_leader: bool,
+    /// Its part now: `Leader`, `Candidate` (also while asking for pre-votes) or `Follower`,
+    /// as Consul names them.
+    pub state: &'static str,
+    /// Index and term of the last entry in the log here.
+    pub last_log: (u64, u64),
+    /// Index and term of the last entry the log was compacted to (the snapshot's).
+    pub last_snapshot: (u64, u64),
     /// Index of the last command applied here.
     pub applied: u64,
     /// Index of the last entry known committed.
@@ -730,11 +737,20 @@ impl RaftNode {
 
     /// Leadership and membership in one value.
     pub fn status(&self) -> Status {
+        let log = &self.raw.raft.raft_log;
+        let compacted = log.first_index().saturating_sub(1);
         Status {
             id: self.cfg.id,
             term: self.term(),
             leader: self.leader(),
             is_leader: self.is_leader(),
+            state: match self.raw.raft.state {
+                StateRole::Leader => "Leader",
+                StateRole::Candidate | StateRole::PreCandidate => "Candidate",
+                StateRole::Follower => "Follower",
+            },
+            last_log: (log.last_index(), log.last_term()),
+            last_snapshot: (compacted, log.term(compacted).unwrap_or(0)),
             applied: self.applied,
             commit: self.raw.raft.raft_log.committed,
             peers: self.members(false),
