@@ -61,6 +61,9 @@ impl Agent {
         let mut child = cmd
             .arg("agent")
             .args(&args)
+            // glibc writes its fatal messages (a corrupted heap, a failed assertion) to the
+            // terminal unless told otherwise: into the log, so that a failure names its cause.
+            .env("LIBC_FATAL_STDERR_", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
