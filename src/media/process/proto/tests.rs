@@ -154,6 +154,21 @@ fn the_board_reads_back_as_the_agent_chose_it_but_for_where_it_came_from() {
 }
 
 #[test]
+fn a_stream_state_the_agent_does_not_know_reads_as_offline() {
+    for (sent, read) in [
+        ("playing", "playing"),
+        ("idle", "idle"),
+        ("rebooting", "offline"),
+    ] {
+        let mut s = status();
+        s.state = sent;
+        let bytes = postcard::to_stdvec(&s).unwrap();
+        let back: StreamStatus = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, StreamStatus { state: read, ..s });
+    }
+}
+
+#[test]
 fn an_unknown_message_is_malformed() {
     // Variant 9 of FromMedia does not exist.
     let pipe = [1, 0, 0, 0, 9];
