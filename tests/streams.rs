@@ -337,6 +337,43 @@ fn the_agent_never_loads_gstreamer_and_a_killed_media_process_is_restarted() {
     });
 }
 
+#[test]
+fn unwatched_the_media_process_stops_and_the_next_viewer_starts_it_again() {
+    require_curl();
+    let conf = tempfile::tempdir().unwrap();
+    write(conf.path(), "media.json", r#"{"media_idle_timeout": "1s"}"#);
+    let agent = agent(conf.path());
+    wait_state(&agent, "test", "idle");
+    let first = media_processes(&agent);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Nobody watches: the process stops (cleanly: no restart, no crash in the log) and
+    // the stream stays idle, with its encoder.
+    eventually("the unwatched media process stops", || {
+        media_processes(&agent).is_empty()
+    });
+    assert!(exits(first[0]));
+    let asleep = get(&agent, "/v1/streams/test").json();
+    assert_eq!(asleep["State"], "idle", "{asleep}");
+    assert_eq!(asleep["Encoder"], "vp8enc", "{asleep}");
+    assert!(
+        agent
+            .log()
+            .contains("the media process stops until the next one")
+    );
+    assert!(!agent.log().contains("restarting"), "{}", agent.log());
+    // A viewer starts it again, and plays.
+    let t = Instant::now();
+    assert_eq!(post_offer(&agent, "test").status, 201);
+    eprintln!(
+        "the first viewer after the stop answered in {:?}",
+        t.elapsed()
+    );
+    let second = media_processes(&agent);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+    wait_state(&agent, "test", "playing");
+}
+
 /// Whether process `pid` is gone (or a zombie) now.
 fn exits_now(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))

@@ -22,7 +22,8 @@
 # In the aiortc row with N = LATENCY_N, after the window, LATENCY seconds of loopback
 # capture give the added latency (latency.py: RTP frame in -> SRTP frame out).
 # Before the rows, each server is started alone (no sender, no viewer) for its idle VmRSS:
-# outpost with its one unwatched stream, and again with -dev (which adds the `test` stream).
+# outpost with its one unwatched stream, again with -dev (which adds the `test` stream), and
+# again once its media process stopped for want of viewers (`media_idle_timeout`, 30 s).
 #
 # outpost runs without -dev in the rows, with a throw-away data dir, so that, like Janus with
 # its one mountpoint, it has exactly one stream (`demo`, source rtp); OUTPOST_DEV=1 runs the
@@ -271,11 +272,19 @@ PY
 }
 
 # ---- one idle run: the server alone, no sender, no viewer -------------------------------------
-idle_one() {  # idle_one SERVER LABEL [dev]
-  local server=$1 label=$2 tag="idle-$2" t0 t1 c0 c1
+idle_one() {  # idle_one SERVER LABEL [dev|asleep]
+  local server=$1 label=$2 tag="idle-$2" t0 t1 c0 c1 i
   echo "== idle: $label" >&2
   start_server "$server" "$tag" "${3:-}" || { cleanup; return 0; }
   sleep "$SETTLE"
+  if [ "${3:-}" = asleep ]; then
+    # outpost stops its media process after media_idle_timeout (30 s) without a viewer.
+    for ((i = 0; i < 90; i++)); do
+      grep -qs 'the media process stops until the next one' "$LOGS/outpost-$tag.log" && break
+      sleep 1
+    done
+    sleep "$SETTLE"
+  fi
   c0=$(tree_ticks "$SRV_PID"); t0=$(date +%s.%N)
   sleep 5
   c1=$(tree_ticks "$SRV_PID"); t1=$(date +%s.%N)
@@ -411,7 +420,8 @@ if [ "$IDLE" = 1 ]; then
   for s in $SERVERS; do
     case $s in
       janus) idle_one janus janus ;;
-      outpost) idle_one outpost outpost; idle_one outpost outpost-dev dev ;;
+      outpost) idle_one outpost outpost; idle_one outpost outpost-dev dev
+               idle_one outpost outpost-asleep asleep ;;
     esac
   done
 fi

@@ -833,14 +833,20 @@ async fn bind_dns(
 async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip: IpAddr) {
     use crate::media::process::{MediaCommand, MediaProcess};
     let mut media: Option<Rc<MediaProcess>> = None;
-    let mut applied: Option<(Vec<crate::config::StreamSpec>, crate::board::Selection)> = None;
+    type Wanted = (
+        Vec<crate::config::StreamSpec>,
+        crate::board::Selection,
+        Option<std::time::Duration>,
+    );
+    let mut applied: Option<Wanted> = None;
     let changed = state.borrow().streams_changed.clone();
     loop {
         // Listen before reading the config, so that a reload meanwhile is not missed.
         let listener = changed.listen();
         let wanted = {
             let s = state.borrow();
-            (s.config.streams.clone(), s.config.board.clone())
+            let c = &s.config;
+            (c.streams.clone(), c.board.clone(), c.media_idle_timeout)
         };
         if applied.as_ref() != Some(&wanted) {
             if media.is_none() && !wanted.0.is_empty() {
@@ -864,6 +870,7 @@ async fn run_media(state: Rc<RefCell<State>>, ex: Rc<LocalExecutor<'static>>, ip
                 }
             }
             if let Some(m) = &media {
+                m.set_idle_timeout(wanted.2);
                 m.apply(&wanted.0, &wanted.1);
             }
             applied = Some(wanted);

@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub start_join: Option<Vec<String>>,
     pub encrypt: Option<String>,
     pub reconnect_timeout: Option<String>,
+    /// outpost extension: how long the media process runs without a viewer before it is
+    /// stopped (`0s`: never).
+    pub media_idle_timeout: Option<String>,
     pub log_level: Option<String>,
     /// outpost extension: the board profile (a built-in name or a profile file's path).
     pub board: Option<String>,

@@ -30,6 +30,10 @@ pub const MAX_FILES: usize = 10_000;
 /// Largest config file accepted.
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
+/// How long the media process runs with nobody watching before it is stopped, unless
+/// `media_idle_timeout` says otherwise.
+pub const DEFAULT_MEDIA_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A config problem, pointing at the culprit: file, line, column, field, and what would be
 /// accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,6 +193,9 @@ pub struct AgentConfig {
     pub encrypt: Option<Vec<u8>>,
     /// How long a failed member stays in the member list before it is reaped.
     pub reconnect_timeout: std::time::Duration,
+    /// How long the media process runs while no stream has a viewer before it is stopped
+    /// (`None`: it is never stopped for that). The next viewer starts it again.
+    pub media_idle_timeout: Option<std::time::Duration>,
     pub log_level: String,
     pub enable_script_checks: bool,
     pub node_meta: BTreeMap<String, String>,

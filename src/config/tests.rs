@@ -441,6 +441,19 @@ fn streams_read_with_defaults_and_the_janus_demo_sender_as_an_rtp_source() {
 }
 
 #[test]
+fn the_media_idle_timeout_defaults_to_30s_and_0_keeps_the_process_running() {
+    let t = |text: &str| build_one(text).map(|c| c.media_idle_timeout);
+    assert_eq!(t("{}").unwrap(), Some(std::time::Duration::from_secs(30)));
+    assert_eq!(
+        t(r#"{"media_idle_timeout": "5m"}"#).unwrap(),
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(t(r#"{"media_idle_timeout": "0s"}"#).unwrap(), None);
+    let x = t(r#"{"media_idle_timeout": "soon"}"#).unwrap_err();
+    assert_eq!(x.field, "media_idle_timeout", "{x}");
+}
+
+#[test]
 fn stream_mistakes_point_at_the_culprit() {
     let e = |text: &str| build_one(text).unwrap_err();
     let x = e(r#"{"stream": {"name": "Cam One"}}"#);

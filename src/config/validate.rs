@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::file::{CheckFile, FileConfig, NodeFile, ServiceFile, StreamFile};
 use super::locate::{Step, locate};
 use super::{
-    AclSettings, AgentConfig, AgentFlags, ConfigError, DnsConfig, ExternalNode, HostInfo, Ports,
-    ServiceDef, Source, StreamSource, StreamSpec, TlsSettings, VideoCodec, parse_duration,
-    parse_source,
+    AclSettings, AgentConfig, AgentFlags, ConfigError, DEFAULT_MEDIA_IDLE_TIMEOUT, DnsConfig,
+    ExternalNode, HostInfo, Ports, ServiceDef, Source, StreamSource, StreamSpec, TlsSettings,
+    VideoCodec, parse_duration, parse_source,
 };
 use crate::board::{Chosen, SelectError, Selection};
 use crate::catalog::{Check, CheckDefinition, Health, Node, Service, Weights};
@@ -148,6 +148,7 @@ pub fn build(
     let mut addr_https = Setting::new();
     let mut encrypt = Setting::new();
     let mut reconnect_timeout = Setting::new();
+    let mut media_idle_timeout = Setting::new();
     let mut log_level = Setting::new();
     let mut board = Setting::new();
     let mut script_checks = Setting::new();
@@ -248,6 +249,7 @@ pub fn build(
         join.extend(c.start_join.iter().flatten().cloned());
         encrypt.set(c.encrypt.clone(), root.key("encrypt"));
         reconnect_timeout.set(c.reconnect_timeout.clone(), root.key("reconnect_timeout"));
+        media_idle_timeout.set(c.media_idle_timeout.clone(), root.key("media_idle_timeout"));
         log_level.set(c.log_level.clone(), root.key("log_level"));
         board.set(c.board.clone(), root.key("board"));
         script_checks.set(c.enable_script_checks, root.key("enable_script_checks"));
@@ -551,6 +553,16 @@ pub fn build(
             Err(m) => return Err(reconnect_timeout.err("reconnect_timeout", m)),
         },
     };
+    // How long the media process runs with nobody watching (outpost's own key): it then
+    // stops, and the next viewer starts it again. 0 keeps it running.
+    let media_idle_timeout_v = match &media_idle_timeout.value {
+        None => Some(DEFAULT_MEDIA_IDLE_TIMEOUT),
+        Some(v) => match parse_duration(v) {
+            Ok(0) => None,
+            Ok(ms) => Some(std::time::Duration::from_millis(ms)),
+            Err(m) => return Err(media_idle_timeout.err("media_idle_timeout", m)),
+        },
+    };
     let level = log_level
         .value
         .clone()
@@ -778,6 +790,7 @@ pub fn build(
         join,
         encrypt: encrypt_v,
         reconnect_timeout: reconnect_timeout_v,
+        media_idle_timeout: media_idle_timeout_v,
         log_level: level,
         enable_script_checks,
         node_meta,

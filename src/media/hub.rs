@@ -309,7 +309,7 @@ impl MediaHub {
         };
         let stats = p.stats();
         let (state, reason) = match &stats.state {
-            StreamState::Stopped => match absent_camera(&entry.spec) {
+            StreamState::Stopped => match super::absent_camera(&entry.spec) {
                 Some(reason) => ("offline", reason),
                 None => ("idle", String::new()),
             },
@@ -397,17 +397,6 @@ fn build(
         spec,
         pipeline,
         encoder,
-    }
-}
-
-/// An unwatched camera is not opened; its absence is still worth showing: a camera stream
-/// whose device node is missing.
-fn absent_camera(spec: &StreamSpec) -> Option<String> {
-    match &spec.source {
-        StreamSource::V4l2 { device } if !std::path::Path::new(device).exists() => {
-            Some(format!("camera {device} is absent"))
-        }
-        _ => None,
     }
 }
 

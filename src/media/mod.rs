@@ -8,3 +8,16 @@ pub mod pipeline;
 pub mod process;
 pub mod rtc;
 pub mod whep;
+
+use crate::config::{StreamSource, StreamSpec};
+
+/// An unwatched camera is not opened; its absence is still worth showing: a camera stream
+/// whose device node is missing.
+pub fn absent_camera(spec: &StreamSpec) -> Option<String> {
+    match &spec.source {
+        StreamSource::V4l2 { device } if !std::path::Path::new(device).exists() => {
+            Some(format!("camera {device} is absent"))
+        }
+        _ => None,
+    }
+}

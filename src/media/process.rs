@@ -23,6 +23,12 @@
 //! same streams in the agent), 3.6 MB more on disk, and a WHEP request crosses a pipe.
 //! Frames never cross it: the process encodes and sends them.
 //!
+//! Nobody watching for the idle timeout ([`MediaProcess::set_idle_timeout`], the config's
+//! `media_idle_timeout`), the process is stopped as the agent stops it (stdin closed): not
+//! a failure, so no restart follows. The streams show `idle` meanwhile (or `offline` for a
+//! camera whose device node is missing), and the next command (a WHEP request, a new
+//! config) starts it again: the config first, then the requests that waited.
+//!
 //! [`MediaProcess`] owns the process's runs: it restarts the process after it dies, keeps
 //! what the process last said, and never waits on it.
 
@@ -55,6 +61,10 @@ pub const PROGRAM: &str = "outpost-media";
 
 /// How long a stopped media process gets to set its pipelines to NULL before it is killed.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a running media process is checked for viewers (see
+/// [`MediaProcess::set_idle_timeout`]).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a WHEP request waits for the media process's answer.
 const WHEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,6 +199,12 @@ struct Mirror {
     config: Option<(Vec<StreamSpec>, String)>,
     /// Why there is no media process now, if there is none.
     down: Option<String>,
+    /// Stopped because nobody watched (not a failure): the next command starts it again.
+    asleep: bool,
+    /// How long the process runs while nobody watches before it is stopped (`None`: never).
+    idle_timeout: Option<Duration>,
+    /// When the process last had a viewer or a WHEP request (or started).
+    active: Option<Instant>,
 }
 
 impl Mirror {
@@ -199,14 +215,46 @@ impl Mirror {
     }
 
     fn configured(&self, stream: &str) -> bool {
-        self.config
-            .as_ref()
-            .is_some_and(|(streams, _)| streams.iter().any(|s| s.name == stream))
+        self.spec(stream).is_some()
+    }
+
+    fn spec(&self, stream: &str) -> Option<&StreamSpec> {
+        let (streams, _) = self.config.as_ref()?;
+        streams.iter().find(|s| s.name == stream)
+    }
+
+    /// Whether the process has been without a viewer and without a WHEP request for its
+    /// idle timeout.
+    fn idle(&self, now: Instant) -> bool {
+        let (Some(limit), Some(active)) = (self.idle_timeout, self.active) else {
+            return false;
+        };
+        self.pending.is_empty()
+            && self.streams.values().all(|s| s.viewers == 0)
+            && now.saturating_duration_since(active) >= limit
+    }
+
+    /// The process is stopped for want of viewers: the streams are idle (nothing runs),
+    /// but for those that cannot run at all; what they encode with is kept.
+    fn fall_asleep(&mut self) {
+        self.asleep = true;
+        for s in self.streams.values_mut() {
+            if s.state != "unavailable" {
+                *s = StreamStatus {
+                    state: "idle",
+                    encoder: std::mem::take(&mut s.encoder),
+                    encoder_hardware: s.encoder_hardware,
+                    encoder_reason: std::mem::take(&mut s.encoder_reason),
+                    ..StreamStatus::initial()
+                };
+            }
+        }
     }
 }
 
 impl MediaProcess {
-    /// Starts the process (and restarts it whenever it dies) on `ex`.
+    /// Starts the process (and restarts it whenever it dies, or when it is wanted again
+    /// after an idle stop) on `ex`.
     pub fn start(cmd: MediaCommand, ex: &LocalExecutor<'static>) -> Rc<MediaProcess> {
         let (tx, rx) = async_channel::unbounded();
         let inner = Rc::new(Inner {
@@ -244,6 +292,12 @@ impl MediaProcess {
         if let Some(msg) = msg {
             let _ = self.inner.commands.try_send(msg);
         }
+    }
+
+    /// How long the process may run while no stream has a viewer: then it is stopped, and
+    /// the next WHEP request (or config) starts it again. `None`: it keeps running.
+    pub fn set_idle_timeout(&self, timeout: Option<Duration>) {
+        self.inner.mirror.borrow_mut().idle_timeout = timeout;
     }
 
     /// The media process's answer to a WHEP request; `413` for an offer above
@@ -297,12 +351,21 @@ impl MediaProcess {
     }
 
     /// What `stream` is doing, as the media process last said: `offline` with the reason
-    /// while there is no process, `starting` until the process has it; `None` for a stream
-    /// that is not configured.
+    /// while the process is down, `starting` until the process has it, `idle` while it is
+    /// stopped for want of viewers; `None` for a stream that is not configured.
     pub fn status(&self, stream: &str) -> Option<StreamStatus> {
         let m = self.inner.mirror.borrow();
         if let Some(s) = m.streams.get(stream) {
-            return Some(s.clone());
+            let mut s = s.clone();
+            // Asleep, nothing looks at the cameras: the device nodes tell.
+            if m.asleep
+                && s.state == "idle"
+                && let Some(reason) = m.spec(stream).and_then(super::absent_camera)
+            {
+                s.state = "offline";
+                s.reason = reason;
+            }
+            return Some(s);
         }
         if !m.configured(stream) {
             return None;
@@ -353,6 +416,8 @@ fn text_reply(status: u16, message: &str) -> WireReply {
 enum End {
     /// The agent closed it.
     Closed,
+    /// Nobody watched for the idle timeout.
+    Idle,
     /// It died, for this reason.
     Died(String),
 }
@@ -360,18 +425,36 @@ enum End {
 impl Inner {
     async fn run(self: Rc<Inner>) {
         let mut backoff = BackoffSchedule::new(Backoff::default());
+        // The command that woke a sleeping process.
+        let mut wake = None;
         loop {
+            // A request that woke it is forwarded to this run or, if it cannot start,
+            // refused with the others (the sender of each waiting request is dropped).
+            let woken_by = wake.take();
             let reason = match Spawned::spawn(&self.cmd) {
                 Ok(mut p) => {
                     // What waits in the queue is older than this process: configs the one
-                    // below supersedes (WHEP is refused while there is no process).
-                    while self.commands_rx.try_recv().is_ok() {}
+                    // below supersedes, and WHEP requests that came while it slept (while
+                    // it is down they are refused instead), sent after it.
+                    let requests: Vec<ToMedia> = woken_by
+                        .into_iter()
+                        .chain(std::iter::from_fn(|| self.commands_rx.try_recv().ok()))
+                        .filter(|c| matches!(c, ToMedia::Whep { .. }))
+                        .collect();
                     let apply = self.mirror.borrow().apply();
-                    let sent = match apply {
+                    let mut sent = match apply {
                         Some(a) => write(&mut p.stdin, &a).await,
                         None => true,
                     };
-                    self.mirror.borrow_mut().down = None;
+                    for r in &requests {
+                        sent = sent && write(&mut p.stdin, r).await;
+                    }
+                    {
+                        let mut m = self.mirror.borrow_mut();
+                        m.down = None;
+                        m.asleep = false;
+                        m.active = Some(Instant::now());
+                    }
                     let end = if sent {
                         self.serve(&mut p).await
                     } else {
@@ -379,6 +462,21 @@ impl Inner {
                     };
                     match end {
                         End::Closed => return p.close().await,
+                        End::Idle => {
+                            tracing::info!(
+                                "media: no viewer for {:?}; the media process stops until the next one",
+                                self.mirror.borrow().idle_timeout.unwrap_or_default()
+                            );
+                            self.mirror.borrow_mut().fall_asleep();
+                            p.close().await;
+                            backoff.reset();
+                            match self.commands_rx.recv().await {
+                                Ok(command) => wake = Some(command),
+                                Err(_) => return,
+                            }
+                            tracing::info!("media: starting the media process again");
+                            continue;
+                        }
                         End::Died(reason) => {
                             if p.started.elapsed() >= HEALTHY_AFTER {
                                 backoff.reset();
@@ -419,13 +517,21 @@ impl Inner {
             loop {
                 match proto::read_async::<FromMedia>(stdout).await {
                     Ok(Some(FromMedia::Whep { id, reply })) => {
-                        let waiting = self.mirror.borrow_mut().pending.remove(&id);
+                        let mut m = self.mirror.borrow_mut();
+                        m.active = Some(Instant::now());
+                        let waiting = m.pending.remove(&id);
                         if let Some(tx) = waiting {
                             let _ = tx.try_send(reply);
                         }
                     }
                     Ok(Some(FromMedia::Status { streams, encoders })) => {
                         let mut m = self.mirror.borrow_mut();
+                        // Watched, or the last viewer just left: the idle time starts now.
+                        let watched =
+                            |s: &BTreeMap<String, StreamStatus>| s.values().any(|s| s.viewers > 0);
+                        if watched(&streams) || watched(&m.streams) {
+                            m.active = Some(Instant::now());
+                        }
                         m.streams = streams;
                         m.encoders = encoders;
                     }
@@ -445,7 +551,17 @@ impl Inner {
             }
             End::Closed
         };
-        reader.or(writer).await
+        // Looked at every second; a config may change the timeout meanwhile. A request
+        // waiting in the queue counts as activity.
+        let idle = async {
+            loop {
+                smol::Timer::after(IDLE_CHECK).await;
+                if self.commands_rx.is_empty() && self.mirror.borrow().idle(Instant::now()) {
+                    return End::Idle;
+                }
+            }
+        };
+        reader.or(writer).or(idle).await
     }
 
     /// Sleeps `delay`, dropping the commands meanwhile (the config is kept in the mirror

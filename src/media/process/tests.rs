@@ -229,3 +229,200 @@ fn whep_requests_and_the_streams_state_go_through_the_process() {
         assert_eq!(media.whep(request()).await, reply);
     });
 }
+
+/// A fake media process that says `status` (viewers and all), then answers the WHEP
+/// request with `id` after the config: it logs each run's start and end in `runs`.
+fn answering(dir: &Path, status: &FromMedia, id: u64, reply: &WireReply) -> MediaCommand {
+    let board = serde_json::to_string(&board()).unwrap();
+    let apply_len = proto::encode(&ToMedia::Apply {
+        streams: vec![StreamSpec::dev_test()],
+        board,
+    })
+    .unwrap()
+    .len();
+    let whep_len = proto::encode(&ToMedia::Whep {
+        id,
+        request: request(),
+    })
+    .unwrap()
+    .len();
+    std::fs::write(dir.join("status"), proto::encode(status).unwrap()).unwrap();
+    let answer = FromMedia::Whep {
+        id,
+        reply: reply.clone(),
+    };
+    std::fs::write(dir.join("reply"), proto::encode(&answer).unwrap()).unwrap();
+    let d = dir.display();
+    fake(
+        dir,
+        &format!(
+            "echo start >> {d}/runs; cat {d}/status; head -c {} > {d}/got; \
+             [ $(wc -c < {d}/got) = {} ] && cat {d}/reply; cat > /dev/null; echo end >> {d}/runs",
+            apply_len + whep_len,
+            apply_len + whep_len,
+        ),
+    )
+}
+
+fn runs(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("runs")).unwrap_or_default()
+}
+
+fn status_with(viewers: usize) -> FromMedia {
+    let encoder = StreamStatus {
+        state: if viewers > 0 { "playing" } else { "idle" },
+        viewers,
+        encoder: "vp8enc".into(),
+        encoder_reason: "board generic has no hardware VP8 encoder: software".into(),
+        ..StreamStatus::initial()
+    };
+    FromMedia::Status {
+        streams: [("test".to_string(), encoder)].into_iter().collect(),
+        encoders: Vec::new(),
+    }
+}
+
+fn created() -> WireReply {
+    WireReply {
+        status: 201,
+        headers: vec![("location".into(), "/whep/test/s1".into())],
+        body: b"v=0\r\n".to_vec(),
+    }
+}
+
+#[test]
+fn unwatched_the_process_stops_and_the_next_viewer_starts_it_with_the_config_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = answering(dir.path(), &status_with(0), 1, &created());
+    let path = dir.path().to_path_buf();
+    with_media(cmd, |media| async move {
+        media.set_idle_timeout(Some(Duration::from_millis(300)));
+        media.apply(&[StreamSpec::dev_test()], &board());
+        until("the first run stops for want of viewers", || {
+            runs(&path) == "start\nend\n"
+        })
+        .await;
+        // Asleep, not down: idle, with what it encodes with; no restart follows.
+        let asleep = media.status("test").unwrap();
+        assert_eq!((asleep.state, asleep.encoder.as_str()), ("idle", "vp8enc"));
+        smol::Timer::after(Duration::from_millis(1500)).await;
+        assert_eq!(runs(&path), "start\nend\n", "started again unasked");
+        // A viewer: a new run gets the config, then the request, and answers it.
+        let started = Instant::now();
+        let r = media.whep(request()).await;
+        assert_eq!(r, created(), "{:?}", String::from_utf8_lossy(&r.body));
+        eprintln!("answered {:?} after the wake-up", started.elapsed());
+        assert_eq!(runs(&path), "start\nend\nstart\n");
+        // Its request went after the config.
+        let got = std::fs::read(path.join("got")).unwrap();
+        let apply = proto::encode(&ToMedia::Apply {
+            streams: vec![StreamSpec::dev_test()],
+            board: serde_json::to_string(&board()).unwrap(),
+        })
+        .unwrap();
+        assert!(got.starts_with(&apply));
+    });
+}
+
+#[test]
+fn a_watched_process_keeps_running_and_so_does_one_without_an_idle_timeout() {
+    for (viewers, timeout) in [(1, Some(Duration::from_millis(300))), (0, None)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = answering(dir.path(), &status_with(viewers), 1, &created());
+        let path = dir.path().to_path_buf();
+        with_media(cmd, |media| async move {
+            media.set_idle_timeout(timeout);
+            media.apply(&[StreamSpec::dev_test()], &board());
+            until("the state arrives", || media.status("test").is_some()).await;
+            smol::Timer::after(Duration::from_millis(2500)).await;
+            assert_eq!(
+                runs(&path),
+                "start\n",
+                "{viewers} viewers, timeout {timeout:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn asleep_a_camera_stream_says_when_its_device_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dir.path().join("video0");
+    std::fs::write(&device, "").unwrap();
+    let mut cam = StreamSpec::dev_test();
+    cam.source = crate::config::StreamSource::V4l2 {
+        device: device.display().to_string(),
+    };
+    // Says the stream is idle, then waits for the end of its input.
+    let status = status_with(0);
+    std::fs::write(dir.path().join("status"), proto::encode(&status).unwrap()).unwrap();
+    let d = dir.path().display();
+    let cmd = fake(
+        dir.path(),
+        &format!("cat {d}/status; cat > /dev/null; echo end >> {d}/runs"),
+    );
+    let path = dir.path().to_path_buf();
+    with_media(cmd, |media| async move {
+        media.set_idle_timeout(Some(Duration::from_millis(200)));
+        media.apply(&[cam], &board());
+        until("asleep", || runs(&path) == "end\n").await;
+        assert_eq!(media.status("test").unwrap().state, "idle");
+        std::fs::remove_file(&device).unwrap();
+        let gone = media.status("test").unwrap();
+        assert_eq!(gone.state, "offline");
+        assert_eq!(
+            gone.reason,
+            format!("camera {} is absent", device.display())
+        );
+    });
+}
+
+#[test]
+fn the_idle_time_counts_from_when_the_last_viewer_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::write(
+        dir.path().join("watched"),
+        proto::encode(&status_with(1)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("left"),
+        proto::encode(&status_with(0)).unwrap(),
+    )
+    .unwrap();
+    // One viewer for 2 s, then none.
+    let cmd = fake(
+        dir.path(),
+        &format!(
+            "echo start >> {d}/runs; cat {d}/watched; sleep 2; cat {d}/left; cat > /dev/null; \
+             echo end >> {d}/runs"
+        ),
+    );
+    let path = dir.path().to_path_buf();
+    with_media(cmd, |media| async move {
+        media.set_idle_timeout(Some(Duration::from_millis(1500)));
+        media.apply(&[StreamSpec::dev_test()], &board());
+        until("a viewer", || {
+            media.status("test").is_some_and(|s| s.viewers == 1)
+        })
+        .await;
+        until("no viewer", || {
+            media.status("test").is_some_and(|s| s.viewers == 0)
+        })
+        .await;
+        let left = Instant::now();
+        smol::Timer::after(Duration::from_millis(700)).await;
+        assert_eq!(
+            runs(&path),
+            "start\n",
+            "stopped before its idle time since the viewer left"
+        );
+        until("stopped", || runs(&path) == "start\nend\n").await;
+        assert!(
+            left.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            left.elapsed()
+        );
+    });
+}
