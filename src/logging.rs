@@ -1,7 +1,7 @@
 //! Logging to stderr for both executables (`outpost` and its media worker
 //! `outpost-media`), with syslog priorities when stderr is the journal.
 
-/// Logs to stderr. When stderr is the journal (systemd's `JOURNAL_STREAM` names its device
+/// Logs to stderr, in colour on a terminal. When stderr is the journal (systemd's `JOURNAL_STREAM` names its device
 /// and inode), each line starts with its syslog priority (`<3>` error to `<7>` debug), which
 /// journald stores as the entry's level, and carries no timestamp (the journal keeps its own).
 pub fn init(level: &str) {
@@ -21,7 +21,11 @@ pub fn init(level: &str) {
             .event_format(SyslogPrefix(format))
             .init();
     } else {
-        builder.init();
+        // Colours for a terminal only (and not with NO_COLOR set): a file or a pipe gets
+        // plain text.
+        use std::io::IsTerminal;
+        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        builder.with_ansi(colour).init();
     }
 }
 

@@ -548,7 +548,8 @@ fn stderr_lines(args: &[&str], journal: impl Fn(u64, u64) -> String, until: &str
 }
 
 #[test]
-fn logs_carry_syslog_priorities_and_no_timestamps_when_stderr_is_the_journal() {
+fn logs_carry_syslog_priorities_and_no_timestamps_when_stderr_is_the_journal_and_no_colour_off_a_terminal()
+ {
     let conf = tempfile::tempdir().unwrap();
     // A service whose check cannot run makes a warning; everything else is info.
     write(
@@ -597,6 +598,8 @@ fn logs_carry_syslog_priorities_and_no_timestamps_when_stderr_is_the_journal() {
     let running = lines.last().unwrap();
     assert!(!running.starts_with('<'), "{running:?}");
     assert!(running.contains("INFO"), "{running:?}");
+    // A pipe, not a terminal: no colour codes either.
+    assert!(lines.iter().all(|l| !l.contains('\x1b')), "{lines:#?}");
 }
 
 /// The repository's `systemd/` directory.
