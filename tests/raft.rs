@@ -165,6 +165,11 @@ fn three_servers_replicate_fail_over_and_catch_up() {
     let voters = raft_stat(f, "latest_configuration");
     assert_eq!(voters.matches("Suffrage:Voter").count(), 3, "{voters}");
     assert!(voters.contains(&leader), "{voters}");
+    for (a, leads) in [(l, "true"), (f, "false")] {
+        let consul = &get(a, "/v1/agent/self").json()["Stats"]["consul"];
+        assert_eq!(consul["leader"], leads, "{consul}");
+        assert_eq!(consul["leader_addr"], leader.as_str(), "{consul}");
+    }
     let applied: u64 = raft_stat(f, "applied_index").parse().unwrap();
     let last: u64 = raft_stat(f, "last_log_index").parse().unwrap();
     assert!(

@@ -372,11 +372,13 @@ fn member(state: &State) -> Member {
 
 fn agent_self(state: &State) -> serde_json::Value {
     let c = &state.config;
-    let handle = state.raft.as_ref().and_then(|w| w.handle());
-    let raft = handle.as_ref().map(|h| h.status());
-    let leader_addr = handle
-        .and_then(|h| h.leader())
-        .map_or(String::new(), |l| l.1);
+    let raft = state
+        .raft
+        .as_ref()
+        .and_then(|w| w.handle())
+        .map(|h| h.status());
+    // As /v1/status/leader says it (a `-dev` agent leads itself).
+    let leader_addr = state.leader_and_peers().0.unwrap_or_default();
     serde_json::json!({
         "Config": {
             "Datacenter": c.datacenter,
