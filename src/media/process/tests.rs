@@ -419,8 +419,9 @@ fn the_idle_time_counts_from_when_the_last_viewer_left() {
             "stopped before its idle time since the viewer left"
         );
         until("stopped", || runs(&path) == "start\nend\n").await;
+        // (`left` is a poll after the agent saw the viewer leave: a little slack.)
         assert!(
-            left.elapsed() >= Duration::from_millis(1500),
+            left.elapsed() >= Duration::from_millis(1400),
             "{:?}",
             left.elapsed()
         );
