@@ -1,9 +1,10 @@
 //! Logging to stderr for both executables (`outpost` and its media worker
 //! `outpost-media`), with syslog priorities when stderr is the journal.
 
-/// Logs to stderr, in colour on a terminal. When stderr is the journal (systemd's `JOURNAL_STREAM` names its device
-/// and inode), each line starts with its syslog priority (`<3>` error to `<7>` debug), which
-/// journald stores as the entry's level, and carries no timestamp (the journal keeps its own).
+/// Logs to stderr, in colour on a terminal. When stderr is the journal (systemd's
+/// `JOURNAL_STREAM` names its device and inode), each line starts with its syslog priority
+/// (`<3>` error to `<7>` debug), which journald stores as the entry's level, and carries no
+/// timestamp (the journal keeps its own).
 pub fn init(level: &str) {
     let level = level.parse().unwrap_or(tracing::Level::INFO);
     let builder = tracing_subscriber::fmt()
