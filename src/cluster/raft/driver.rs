@@ -125,7 +125,8 @@ pub struct RaftHandle {
     requests: async_channel::Sender<Request>,
     status: Rc<RefCell<Status>>,
     timeout: Duration,
-    /// Notified whenever `status` changes (a write waits on it to see its index applied).
+    /// Notified whenever `status` changes but for the log's positions (a write waits on it
+    /// to see its index applied).
     changed: Rc<event_listener::Event>,
     /// Connections to the leader, for forwarded writes.
     pool: Rc<Pool>,
@@ -834,8 +835,9 @@ impl<S: StateMachine> Driver<S> {
             Waiter::Read(tx) => !tx.is_closed(),
         });
         let status = self.node.status();
-        if *self.status.borrow() != status {
-            *self.status.borrow_mut() = status;
+        let wake = self.status.borrow().differs_beyond_the_log(&status);
+        *self.status.borrow_mut() = status;
+        if wake {
             self.changed.notify(usize::MAX);
         }
         removed

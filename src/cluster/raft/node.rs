@@ -214,6 +214,39 @@ pub struct Status {
     pub learners: BTreeMap<u64, String>,
 }
 
+impl Status {
+    /// Whether `other` differs from this in more than the log's positions, which move with
+    /// every append (waiters for an applied index need not wake for those).
+    pub fn differs_beyond_the_log(&self, other: &Status) -> bool {
+        let Status {
+            id,
+            term,
+            leader,
+            is_leader,
+            state,
+            last_log: _,
+            last_snapshot: _,
+            applied,
+            commit,
+            peers,
+            learners,
+        } = self;
+        (
+            id, term, leader, is_leader, state, applied, commit, peers, learners,
+        ) != (
+            &other.id,
+            &other.term,
+            &other.leader,
+            &other.is_leader,
+            &other.state,
+            &other.applied,
+            &other.commit,
+            &other.peers,
+            &other.learners,
+        )
+    }
+}
+
 /// What a snapshot carries besides the state: the servers' addresses.
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {

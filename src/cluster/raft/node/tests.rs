@@ -395,3 +395,20 @@ fn servers_draw_their_own_compaction_points() {
     // A seed replays exactly.
     assert_eq!(first_compaction(3), points[2]);
 }
+
+#[test]
+fn the_status_follows_the_log_and_only_what_is_beyond_it_wakes_waiters() {
+    let (mut node, mut disk, mut sm) = single();
+    let before = node.status();
+    assert_eq!((before.state, before.is_leader), ("Leader", true));
+    assert_eq!(before.last_log.0, before.applied);
+    node.propose(1, &set("a", None));
+    // Appended, not yet committed here: only the log moved.
+    let appended = node.status();
+    assert_eq!(appended.last_log, (before.last_log.0 + 1, before.term));
+    assert!(!before.differs_beyond_the_log(&appended));
+    settle(&mut node, &mut disk, &mut sm);
+    let applied = node.status();
+    assert_eq!(applied.applied, appended.last_log.0);
+    assert!(appended.differs_beyond_the_log(&applied));
+}
