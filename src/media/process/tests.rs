@@ -23,6 +23,15 @@ fn board() -> Selection {
     Selection::generic(Default::default()).unwrap()
 }
 
+/// The config message for `-dev`'s test stream on [`board`], as the process receives it.
+fn dev_test_apply() -> Vec<u8> {
+    proto::encode(&ToMedia::Apply {
+        streams: vec![StreamSpec::dev_test()],
+        board: serde_json::to_string(&board()).unwrap(),
+    })
+    .unwrap()
+}
+
 /// Runs `f` with a media process from `cmd` on a fresh executor, then closes it.
 fn with_media<F: std::future::Future<Output = ()>>(
     cmd: MediaCommand,
@@ -111,11 +120,7 @@ fn a_process_that_dies_is_restarted_with_backoff_and_given_the_config_again() {
         &format!("n=$(ls {d} | grep -c '^in'); timeout 0.3 cat > {d}/in.$n; exit 7"),
     );
     let streams = [StreamSpec::dev_test()];
-    let expected = proto::encode(&ToMedia::Apply {
-        streams: streams.to_vec(),
-        board: serde_json::to_string(&board()).unwrap(),
-    })
-    .unwrap();
+    let expected = dev_test_apply();
     with_media(cmd, |media| async move {
         media.apply(&streams, &board());
         until("the first death", || {
@@ -233,13 +238,7 @@ fn whep_requests_and_the_streams_state_go_through_the_process() {
 /// A fake media process that says `status` (viewers and all), then answers the WHEP
 /// request with `id` after the config: it logs each run's start and end in `runs`.
 fn answering(dir: &Path, status: &FromMedia, id: u64, reply: &WireReply) -> MediaCommand {
-    let board = serde_json::to_string(&board()).unwrap();
-    let apply_len = proto::encode(&ToMedia::Apply {
-        streams: vec![StreamSpec::dev_test()],
-        board,
-    })
-    .unwrap()
-    .len();
+    let apply_len = dev_test_apply().len();
     let whep_len = proto::encode(&ToMedia::Whep {
         id,
         request: request(),
@@ -315,12 +314,7 @@ fn unwatched_the_process_stops_and_the_next_viewer_starts_it_with_the_config_fir
         assert_eq!(runs(&path), "start\nend\nstart\n");
         // Its request went after the config.
         let got = std::fs::read(path.join("got")).unwrap();
-        let apply = proto::encode(&ToMedia::Apply {
-            streams: vec![StreamSpec::dev_test()],
-            board: serde_json::to_string(&board()).unwrap(),
-        })
-        .unwrap();
-        assert!(got.starts_with(&apply));
+        assert!(got.starts_with(&dev_test_apply()));
     });
 }
 
