@@ -13,6 +13,7 @@ use super::routes::{Handled, bad_request, not_found, ok_empty, write};
 use crate::agent::membership;
 use crate::agent::{AgentEvent, State};
 use crate::catalog::{Change, Check, Command, Deregistration, Health, Registration};
+use crate::cluster::raft::{RaftHandle, Status as RaftStatus};
 
 /// Check ID Consul gives a service's maintenance check.
 pub fn service_maintenance_id(service_id: &str) -> String {
@@ -372,11 +373,8 @@ fn member(state: &State) -> Member {
 
 fn agent_self(state: &State) -> serde_json::Value {
     let c = &state.config;
-    let raft = state
-        .raft
-        .as_ref()
-        .and_then(|w| w.handle())
-        .map(|h| h.status());
+    let handle = state.raft.as_ref().and_then(|w| w.handle());
+    let raft = handle.as_ref().map(|h| (h, h.status()));
     // As /v1/status/leader says it (a `-dev` agent leads itself).
     let leader_addr = state.leader_and_peers().0.unwrap_or_default();
     serde_json::json!({
@@ -407,9 +405,9 @@ fn agent_self(state: &State) -> serde_json::Value {
         "Stats": {
             "agent": {"check_monitors": "0", "checks": state.local_node().map_or(0, |n| n.checks.len()).to_string(),
                       "services": state.local_node().map_or(0, |n| state.catalog.node_services(n).count()).to_string()},
-            "consul": {"server": c.server.to_string(), "leader": raft.as_ref().map_or(c.dev, |r| r.is_leader).to_string(),
+            "consul": {"server": c.server.to_string(), "leader": raft.as_ref().map_or(c.dev, |(_, s)| s.is_leader).to_string(),
                        "leader_addr": leader_addr, "known_datacenters": "1", "bootstrap": (c.bootstrap || c.dev).to_string()},
-            "raft": raft_stats(state),
+            "raft": raft_stats(state, raft.as_ref().map(|(h, s)| (*h, s))),
             "build": {"prerelease": "", "revision": env!("OUTPOST_GIT_REVISION"), "version": env!("CARGO_PKG_VERSION")},
         },
     })
@@ -418,12 +416,11 @@ fn agent_self(state: &State) -> serde_json::Value {
 /// Raft's state here, named and formatted as Consul's `Stats.raft` (every value a string),
 /// which `outpost info` and Consul's tools read. Without Raft (a dev agent), the catalog's
 /// index.
-fn raft_stats(state: &State) -> serde_json::Value {
-    let Some(h) = state.raft.as_ref().and_then(|w| w.handle()) else {
+fn raft_stats(state: &State, raft: Option<(&RaftHandle, &RaftStatus)>) -> serde_json::Value {
+    let Some((h, s)) = raft else {
         let index = state.catalog.index().to_string();
         return serde_json::json!({"applied_index": index, "commit_index": index});
     };
-    let s = h.status();
     let configuration: Vec<String> = (s.peers.iter().map(|p| (p, "Voter")))
         .chain(s.learners.iter().map(|p| (p, "Nonvoter")))
         .map(|((id, addr), suffrage)| {
